@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * The only ABI between the BPF programs (bpf/unlinkd.bpf.c) and user space.
+ *
+ * Everything that crosses the kernel/user boundary is declared here: map keys
+ * and values, ring buffer records, enums and limits. User space static_asserts
+ * the layout (tests/unit/test_abi.cpp) so a change here that breaks the other
+ * side fails the build, not a run.
+ *
+ * Types are the kernel's fixed-width __u8.. __u64, which both sides have: BPF
+ * through vmlinux_min.h, C++ through <linux/types.h>.
+ */
+#ifndef UNLINKD_ABI_H
+#define UNLINKD_ABI_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define UNLINKD_COMM_LEN 16
+/* Longest path the kernel resolves, without the NUL (PATH_MAX is 4096 with it). */
+#define UNLINKD_PATH_MAX 4095
+/* Longest cgroup path sent with an event; the unit is derived from it. */
+#define UNLINKD_CGROUP_PATH_MAX 511
+/* Directory components walked from a dentry up to the root (bounded walk). */
+#define UNLINKD_MAX_DIR_DEPTH 64
+/* Path components kept for "..": deeper paths are marked truncated. */
+#define UNLINKD_MAX_COMPONENTS 256
+/* cgroup ancestors walked for the event's cgroup path and unit filters. */
+#define UNLINKD_MAX_CGROUP_DEPTH 16
+/* Rules in one filter generation (user space rejects more). */
+#define UNLINKD_MAX_FILTER_RULES 1024
+/* Threads that can be inside do_unlinkat at once before entries are refused
+ * (refusals are counted in unlinkd_totals.inflight_overflows). */
+#define UNLINKD_MAX_INFLIGHT 65536
+
+enum unlinkd_mode {
+	UNLINKD_MODE_FENTRY = 0,
+	UNLINKD_MODE_KPROBE = 1,
+	UNLINKD_MODE_TRACEPOINT = 2,
+	UNLINKD_MODE_COUNT = 3,
+};
+
+enum unlinkd_op {
+	UNLINKD_OP_UNLINK = 0,
+	UNLINKD_OP_RMDIR = 1, /* reserved: do_rmdir coverage is not built yet */
+};
+
+/* One per thread inside do_unlinkat, keyed by the kernel tid. The first
+ * attached mode to insert it (BPF_NOEXIST) owns the deletion; the exit
+ * handler that deletes it is the one that counts. */
+struct unlinkd_inflight {
+	__u64 start_ns;
+	__u8 mode;     /* enum unlinkd_mode of the entry program that won */
+	__u8 streamed; /* an entry record went to the ring buffer */
+	__u8 pad[6];
+};
+
+/* Per-process aggregate key: a pid is reused, (tgid, start time) is not. */
+struct unlinkd_process_key {
+	__u32 tgid;     /* kernel (init namespace) tgid */
+	__u32 pad;
+	__u64 start_ns; /* group leader's start_time, CLOCK_MONOTONIC ns */
+};
+
+struct unlinkd_process {
+	__u64 deletes;   /* successful deletions */
+	__u64 failures;  /* deletion attempts that returned an error */
+	__u64 first_ns;  /* CLOCK_MONOTONIC ns of the first counted attempt */
+	__u64 last_ns;   /* ... and of the latest */
+	__u64 cgroup_id; /* cgroup v2 id at the first counted attempt */
+	__u32 pid;       /* tgid as seen from the daemon's pid namespace (0: not visible) */
+	__u32 uid;
+	char comm[UNLINKD_COMM_LEN];
+};
+
+/* Per-CPU totals: exact whatever the LRU evicts or the ring buffer drops. */
+struct unlinkd_totals {
+	__u64 deletes;
+	__u64 failures;
+	__u64 new_processes;      /* process entries created; evictions = this - live entries */
+	__u64 ringbuf_drops;      /* records that did not fit in the ring buffer */
+	__u64 inflight_overflows; /* deletions not tracked because the inflight map was full */
+	__u64 events_streamed;    /* entry records written */
+};
+
+/* Filters. Rules live in a hash keyed by (generation, field, value); the
+ * programs read the active generation from unlinkd_config and the fields in
+ * use from unlinkd_filter_meta[generation & 1], so switching to a new filter is
+ * one write of a 32-bit value. */
+enum unlinkd_filter_field {
+	UNLINKD_FILTER_PID = 1,  /* value: __u32 pid in the daemon's pid namespace */
+	UNLINKD_FILTER_UID = 2,  /* value: __u32 uid */
+	UNLINKD_FILTER_COMM = 3, /* value: comm, NUL padded */
+	UNLINKD_FILTER_UNIT = 4, /* value: unlinkd_name_hash of a cgroup directory name */
+	UNLINKD_FILTER_PATH = 5, /* value: unlinkd_name_hash of an absolute path prefix */
+	UNLINKD_FILTER_FIELD_COUNT = 6,
+};
+
+enum unlinkd_filter_action {
+	UNLINKD_FILTER_INCLUDE = 1,
+	UNLINKD_FILTER_EXCLUDE = 2,
+};
+
+/* FNV-1a 64 of a string plus its length: strings longer than a key. */
+struct unlinkd_name_hash {
+	__u64 fnv1a;
+	__u32 len;
+	__u32 pad;
+};
+
+#define UNLINKD_FNV_OFFSET 0xcbf29ce484222325ULL
+#define UNLINKD_FNV_PRIME 0x100000001b3ULL
+
+struct unlinkd_filter_key {
+	__u32 generation;
+	__u32 field; /* enum unlinkd_filter_field */
+	__u8 value[16];
+};
+
+struct unlinkd_filter_meta {
+	__u32 include_fields; /* bit (1 << field) set: at least one include rule on field */
+	__u32 exclude_fields; /* bit (1 << field) set: at least one exclude rule on field */
+};
+
+enum unlinkd_config_flags {
+	/* Send entry/exit records with paths to the ring buffer. Without it
+	 * the programs only count, and never pay for path resolution. */
+	UNLINKD_CONFIG_STREAM_EVENTS = 1,
+};
+
+struct unlinkd_config {
+	__u32 filter_generation;
+	__u32 flags; /* enum unlinkd_config_flags */
+	/* The daemon's pid namespace: pids are reported as seen from it. */
+	__u64 pidns_ino;
+	__u32 pidns_level; /* 0: the initial namespace, kernel pids are used as they are */
+	__u32 pad;
+};
+
+/* Ring buffer records. A deletion streams an entry record (names, read when
+ * do_unlinkat starts, since the kernel frees the name before it returns) and
+ * an exit record (the result); user space joins them by tid. */
+enum unlinkd_record_kind {
+	UNLINKD_RECORD_ENTRY = 1,
+	UNLINKD_RECORD_EXIT = 2,
+};
+
+enum unlinkd_event_flags {
+	UNLINKD_EVENT_PATH_UNRESOLVED = 1, /* absolute path too long or not resolvable: empty */
+	UNLINKD_EVENT_NAME_TRUNCATED = 2,  /* the given name could not be read whole */
+	UNLINKD_EVENT_CGROUP_TRUNCATED = 4,
+};
+
+struct unlinkd_entry_record {
+	__u8 kind; /* UNLINKD_RECORD_ENTRY */
+	__u8 mode; /* enum unlinkd_mode that saw the deletion */
+	__u8 op;   /* enum unlinkd_op */
+	__u8 flags; /* enum unlinkd_event_flags */
+	__u32 kernel_tid; /* join key with the exit record */
+	__u64 time_ns;    /* CLOCK_MONOTONIC ns at entry */
+	__u64 cgroup_id;
+	__u32 pid, tid, ppid; /* as seen from the daemon's pid namespace */
+	__u32 uid, gid;
+	__u16 given_len;  /* bytes of data[] holding the name as the caller passed it */
+	__u16 path_len;   /* then the absolute path */
+	__u16 cgroup_len; /* then the cgroup v2 path, "/system.slice/cron.service" */
+	__u16 pad;
+	char comm[UNLINKD_COMM_LEN];
+	__u32 pad2; /* 72 bytes: data[] starts 8-aligned */
+	/* followed by given_len + path_len + cgroup_len bytes, no NULs */
+};
+
+struct unlinkd_exit_record {
+	__u8 kind; /* UNLINKD_RECORD_EXIT */
+	__u8 mode;
+	__u8 pad[2];
+	__u32 kernel_tid;
+	__s32 result; /* 0 or -errno */
+	__u32 pad2;
+};
+
+/* Bytes after an entry record's header, at the most. */
+#define UNLINKD_RECORD_DATA_MAX (UNLINKD_PATH_MAX + UNLINKD_PATH_MAX + UNLINKD_CGROUP_PATH_MAX)
+
+#endif /* UNLINKD_ABI_H */
