@@ -1,0 +1,77 @@
+#include "format.h"
+
+#include <cstring>
+
+namespace unlinkd {
+
+std::string errno_name(int result)
+{
+    int err = result < 0 ? -result : result;
+    const char* name = strerrorname_np(err);
+    return name ? name : "errno " + std::to_string(err);
+}
+
+std::string journal_message(const Event& e)
+{
+    std::string head = e.comm + "[" + std::to_string(e.pid) + "] uid=" + std::to_string(e.uid);
+    if (e.result == 0)
+        return head + " deleted " + e.display_path();
+    return head + " failed to delete " + e.display_path() + ": " + errno_name(e.result);
+}
+
+nlohmann::json event_json(const Event& e)
+{
+    return {
+        {"time_usec", e.time_usec},
+        {"pid", e.pid},
+        {"tid", e.tid},
+        {"ppid", e.ppid},
+        {"uid", e.uid},
+        {"gid", e.gid},
+        {"comm", e.comm},
+        {"path", e.path},
+        {"path_as_given", e.path_as_given},
+        {"path_truncated", e.path_truncated},
+        {"result", e.result},
+        {"mode", std::string(mode_name(e.mode))},
+        {"unit", e.unit},
+        {"op", e.op},
+    };
+}
+
+nlohmann::json totals_json(const Totals& t)
+{
+    return {
+        {"deletes", t.deletes},
+        {"failures", t.failures},
+        {"lost_events", t.lost_events},
+        {"tracked_processes", t.tracked_processes},
+        {"evicted_processes", t.evicted_processes},
+        {"inflight_overflows", t.inflight_overflows},
+        {"events_streamed", t.events_streamed},
+    };
+}
+
+nlohmann::json process_json(const ProcessStats& p)
+{
+    return {
+        {"pid", p.pid},
+        {"uid", p.uid},
+        {"comm", p.comm},
+        {"deletes", p.deletes},
+        {"failures", p.failures},
+        {"first_usec", p.first_usec},
+        {"last_usec", p.last_usec},
+        {"unit", p.unit},
+    };
+}
+
+nlohmann::json summary_json(const Totals& t, const std::vector<ProcessStats>& processes)
+{
+    auto list = nlohmann::json::array();
+    for (const auto& p : processes)
+        list.push_back(process_json(p));
+    return {{"totals", totals_json(t)}, {"processes", std::move(list)}};
+}
+
+}  // namespace unlinkd

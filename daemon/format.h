@@ -1,0 +1,27 @@
+// How events and summaries are written: the journal MESSAGE line (spec
+// section 5), and the JSON objects of `unlinkd --foreground --json`. Pure.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "aggregate.h"
+#include "event.h"
+
+namespace unlinkd {
+
+// "rm[4242] uid=1000 deleted /home/u/a.txt", or for a failure
+// "rm[4242] uid=1000 failed to delete /tmp/x: ENOENT".
+std::string journal_message(const Event& e);
+
+// "ENOENT" for -2; "errno 4095" for a number glibc has no name for.
+std::string errno_name(int result);
+
+nlohmann::json event_json(const Event& e);
+nlohmann::json totals_json(const Totals& t);
+nlohmann::json process_json(const ProcessStats& p);
+nlohmann::json summary_json(const Totals& t, const std::vector<ProcessStats>& processes);
+
+}  // namespace unlinkd

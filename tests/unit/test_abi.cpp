@@ -1,0 +1,41 @@
+// The kernel/user ABI (bpf/unlinkd.h): layouts both compilers must agree on.
+// The BPF side is compiled by clang for the bpf target, this side by g++ for
+// x86-64; these asserts pin the sizes and offsets both must produce.
+#include <catch2/catch.hpp>
+
+#include <cstddef>
+
+#include "unlinkd.h"
+
+static_assert(sizeof(unlinkd_inflight) == 16);
+static_assert(sizeof(unlinkd_process_key) == 16);
+static_assert(offsetof(unlinkd_process_key, start_ns) == 8);
+static_assert(sizeof(unlinkd_process) == 64);
+static_assert(offsetof(unlinkd_process, pid) == 40);
+static_assert(offsetof(unlinkd_process, comm) == 48);
+static_assert(sizeof(unlinkd_totals) == 6 * 8);
+static_assert(sizeof(unlinkd_filter_key) == 24);
+static_assert(offsetof(unlinkd_filter_key, value) == 8);
+static_assert(sizeof(unlinkd_name_hash) == 16);
+static_assert(sizeof(unlinkd_filter_meta) == 8);
+static_assert(sizeof(unlinkd_config) == 24);
+static_assert(sizeof(unlinkd_entry_record) == 72);
+static_assert(offsetof(unlinkd_entry_record, time_ns) == 8);
+static_assert(offsetof(unlinkd_entry_record, pid) == 24);
+static_assert(offsetof(unlinkd_entry_record, given_len) == 44);
+static_assert(offsetof(unlinkd_entry_record, comm) == 52);
+static_assert(sizeof(unlinkd_exit_record) == 16);
+static_assert(offsetof(unlinkd_exit_record, result) == 8);
+static_assert(UNLINKD_COMM_LEN == 16);
+static_assert(UNLINKD_PATH_MAX == 4095);
+static_assert((UNLINKD_MAX_DIR_DEPTH & (UNLINKD_MAX_DIR_DEPTH - 1)) == 0, "masked index");
+static_assert((UNLINKD_MAX_COMPONENTS & (UNLINKD_MAX_COMPONENTS - 1)) == 0, "masked index");
+static_assert((UNLINKD_MAX_CGROUP_DEPTH & (UNLINKD_MAX_CGROUP_DEPTH - 1)) == 0, "masked index");
+static_assert(UNLINKD_MODE_COUNT == 3);
+
+TEST_CASE("record kinds are distinct and non-zero", "[abi]")
+{
+    REQUIRE(UNLINKD_RECORD_ENTRY != UNLINKD_RECORD_EXIT);
+    REQUIRE(UNLINKD_RECORD_ENTRY != 0);
+    REQUIRE(UNLINKD_RECORD_EXIT != 0);
+}

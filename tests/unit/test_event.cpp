@@ -1,0 +1,163 @@
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <vector>
+
+#include "aggregate.h"
+#include "event.h"
+#include "format.h"
+#include "unlinkd.h"
+
+using namespace unlinkd;
+
+static std::vector<char> entry_record(std::uint32_t ktid, const std::string& given, const std::string& path,
+                                      const std::string& cgroup, std::uint8_t flags = 0)
+{
+    unlinkd_entry_record r{};
+    r.kind = UNLINKD_RECORD_ENTRY;
+    r.mode = UNLINKD_MODE_TRACEPOINT;
+    r.flags = flags;
+    r.kernel_tid = ktid;
+    r.time_ns = 5'000'000'000ULL;
+    r.cgroup_id = 77;
+    r.pid = 4242;
+    r.tid = 4243;
+    r.ppid = 1;
+    r.uid = 1000;
+    r.gid = 100;
+    r.given_len = static_cast<std::uint16_t>(given.size());
+    r.path_len = static_cast<std::uint16_t>(path.size());
+    r.cgroup_len = static_cast<std::uint16_t>(cgroup.size());
+    std::strcpy(r.comm, "rm");
+    std::vector<char> out(sizeof(r));
+    std::memcpy(out.data(), &r, sizeof(r));
+    for (const auto* s : {&given, &path, &cgroup})
+        out.insert(out.end(), s->begin(), s->end());
+    return out;
+}
+
+static std::vector<char> exit_record(std::uint32_t ktid, std::int32_t result)
+{
+    unlinkd_exit_record r{};
+    r.kind = UNLINKD_RECORD_EXIT;
+    r.kernel_tid = ktid;
+    r.result = result;
+    std::vector<char> out(sizeof(r));
+    std::memcpy(out.data(), &r, sizeof(r));
+    return out;
+}
+
+TEST_CASE("entry and exit records join into one event", "[event]")
+{
+    EventJoiner j;
+    auto entry = entry_record(9, "a.txt", "/tmp/a.txt", "/system.slice/cron.service");
+    CHECK_FALSE(j.on_record(entry.data(), entry.size(), 1'000'000'000).has_value());
+    CHECK(j.pending() == 1);
+    auto ex = exit_record(9, -2);
+    auto e = j.on_record(ex.data(), ex.size(), 1'000'000'000);
+    REQUIRE(e.has_value());
+    CHECK(j.pending() == 0);
+    CHECK(e->time_usec == 6'000'000);
+    CHECK(e->pid == 4242);
+    CHECK(e->tid == 4243);
+    CHECK(e->uid == 1000);
+    CHECK(e->gid == 100);
+    CHECK(e->comm == "rm");
+    CHECK(e->path_as_given == "a.txt");
+    CHECK(e->path == "/tmp/a.txt");
+    CHECK(e->unit == "cron.service");
+    CHECK(e->result == -2);
+    CHECK(e->mode == Mode::tracepoint);
+    CHECK(e->op == "unlink");
+    CHECK(journal_message(*e) == "rm[4242] uid=1000 failed to delete /tmp/a.txt: ENOENT");
+}
+
+TEST_CASE("an unresolved path is empty and the message shows the given name", "[event]")
+{
+    EventJoiner j;
+    auto entry = entry_record(1, "x", "", "/", UNLINKD_EVENT_PATH_UNRESOLVED);
+    (void)j.on_record(entry.data(), entry.size(), 0);
+    auto ex = exit_record(1, 0);
+    auto e = j.on_record(ex.data(), ex.size(), 0);
+    REQUIRE(e);
+    CHECK(e->path_truncated);
+    CHECK(e->path.empty());
+    CHECK(e->unit.empty());
+    CHECK(journal_message(*e) == "rm[4242] uid=1000 deleted x");
+    CHECK(event_json(*e)["path"] == "");
+    CHECK(event_json(*e)["path_as_given"] == "x");
+}
+
+TEST_CASE("lost records never produce a wrong event", "[event]")
+{
+    EventJoiner j;
+    auto orphan = exit_record(5, 0);
+    CHECK_FALSE(j.on_record(orphan.data(), orphan.size(), 0));
+    CHECK(j.unmatched_exits() == 1);
+
+    auto first = entry_record(6, "one", "/one", "/");
+    auto second = entry_record(6, "two", "/two", "/");
+    (void)j.on_record(first.data(), first.size(), 0);   // its exit was lost
+    (void)j.on_record(second.data(), second.size(), 0);
+    auto ex = exit_record(6, 0);
+    auto e = j.on_record(ex.data(), ex.size(), 0);
+    REQUIRE(e);
+    CHECK(e->path == "/two");
+
+    auto shortrec = entry_record(7, "abc", "/abc", "/");
+    CHECK_FALSE(j.on_record(shortrec.data(), shortrec.size() - 1, 0));
+    CHECK(j.malformed() == 1);
+    char junk = 99;
+    CHECK_FALSE(j.on_record(&junk, 1, 0));
+    CHECK(j.malformed() == 2);
+}
+
+TEST_CASE("totals sum over CPUs and derive evictions", "[aggregate]")
+{
+    std::vector<unlinkd_totals> cpus(2);
+    cpus[0].deletes = 3;
+    cpus[1].deletes = 4;
+    cpus[0].failures = 1;
+    cpus[1].new_processes = 10;
+    cpus[0].ringbuf_drops = 2;
+    auto t = sum_totals(cpus, 7);
+    CHECK(t.deletes == 7);
+    CHECK(t.failures == 1);
+    CHECK(t.lost_events == 2);
+    CHECK(t.tracked_processes == 7);
+    CHECK(t.evicted_processes == 3);
+}
+
+TEST_CASE("top_processes orders by deletes and cuts", "[aggregate]")
+{
+    std::vector<ProcessStats> all(4);
+    all[0].pid = 1, all[0].deletes = 5;
+    all[1].pid = 2, all[1].deletes = 9;
+    all[2].pid = 3, all[2].deletes = 5, all[2].failures = 1;
+    all[3].pid = 4, all[3].deletes = 0;
+    auto top = top_processes(all, 3);
+    REQUIRE(top.size() == 3);
+    CHECK(top[0].pid == 2);
+    CHECK(top[1].pid == 3);
+    CHECK(top[2].pid == 1);
+    CHECK(top_processes(all, 100).size() == 4);
+}
+
+TEST_CASE("to_process_stats converts times and comm", "[aggregate]")
+{
+    unlinkd_process_key k{};
+    k.tgid = 9;
+    k.start_ns = 11;
+    unlinkd_process v{};
+    v.deletes = 2;
+    v.first_ns = 2'000'000;
+    v.last_ns = 3'000'000;
+    v.pid = 8;
+    std::memcpy(v.comm, "0123456789abcdef", 16);  // no NUL: 16 bytes
+    auto p = to_process_stats(k, v, 1'000'000);
+    CHECK(p.first_usec == 3000);
+    CHECK(p.last_usec == 4000);
+    CHECK(p.comm == "0123456789abcdef");
+    CHECK(p.pid == 8);
+    CHECK(p.kernel_tgid == 9);
+}

@@ -1,0 +1,68 @@
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+
+#include "cli.h"
+#include "format.h"
+#include "modes.h"
+
+using namespace unlinkd;
+
+TEST_CASE("command line", "[cli]")
+{
+    auto o = parse_command_line({"--foreground", "--json", "--mode=kprobe", "--filter=uid=0", "--filter", "comm=rm"});
+    REQUIRE(o.ok());
+    CHECK(o->foreground);
+    CHECK(o->json);
+    REQUIRE(o->mode.has_value());
+    CHECK(*o->mode == RequestedMode{false, Mode::kprobe});
+    CHECK(o->filters == std::vector<std::string>{"uid=0", "comm=rm"});
+
+    auto a = parse_command_line({"--mode", "auto"});
+    REQUIRE(a.ok());
+    CHECK(a->mode->automatic);
+
+    auto bad = parse_command_line({"--mode=turbo"});
+    REQUIRE_FALSE(bad.ok());
+    CHECK_THAT(bad.error().message, Catch::Contains("unknown mode \"turbo\""));
+    CHECK_FALSE(parse_command_line({"--bogus"}).ok());
+    CHECK_FALSE(parse_command_line({"--filter"}).ok());
+    CHECK_FALSE(parse_command_line({"--config="}).ok());
+}
+
+TEST_CASE("mode names round-trip and auto resolves in preference order", "[modes]")
+{
+    for (Mode m : all_modes)
+        CHECK(parse_mode(mode_name(m)) == m);
+    CHECK_FALSE(parse_mode("auto").has_value());
+    CHECK(parse_requested_mode("auto")->automatic);
+
+    ModeTable t{};
+    for (Mode m : all_modes)
+        t[static_cast<size_t>(m)].mode = m;
+    CHECK_FALSE(resolve_mode(RequestedMode{}, t).has_value());
+    t[2].supported = true;
+    CHECK(resolve_mode(RequestedMode{}, t) == Mode::tracepoint);
+    t[1].supported = true;
+    CHECK(resolve_mode(RequestedMode{}, t) == Mode::kprobe);
+    CHECK_FALSE(resolve_mode(RequestedMode{false, Mode::fentry}, t).has_value());
+    CHECK(resolve_mode(RequestedMode{false, Mode::tracepoint}, t) == Mode::tracepoint);
+}
+
+TEST_CASE("unavailable modes are explained in words a user can act on", "[modes]")
+{
+    auto fentry = explain_unavailable(Mode::fentry, ProbeStage::load, EPERM);
+    CHECK_THAT(fentry, Catch::Contains("EPERM") && Catch::Contains("lockdown"));
+    auto kprobe = explain_unavailable(Mode::kprobe, ProbeStage::attach, ENOENT);
+    CHECK_THAT(kprobe, Catch::Contains("CONFIG_KPROBES") && Catch::Contains("ENOENT"));
+    auto tp = explain_unavailable(Mode::tracepoint, ProbeStage::attach, ENOENT);
+    CHECK_THAT(tp, Catch::Contains("mount -t tracefs"));
+    CHECK_THAT(std::string(mode_description(Mode::tracepoint)), Catch::Contains("io_uring"));
+}
+
+TEST_CASE("errno names", "[format]")
+{
+    CHECK(errno_name(-ENOENT) == "ENOENT");
+    CHECK(errno_name(-EACCES) == "EACCES");
+    CHECK(errno_name(-EISDIR) == "EISDIR");
+}
