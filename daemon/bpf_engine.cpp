@@ -1,0 +1,314 @@
+#include "bpf_engine.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <vector>
+
+#include "unlinkd.skel.h"
+
+namespace unlinkd {
+
+namespace {
+
+constexpr long tracefs_magic = 0x74726163;
+constexpr const char* tracefs_path = "/sys/kernel/tracing";
+
+struct ModePrograms {
+    std::vector<bpf_program*> entry;
+    std::vector<bpf_program*> exit;
+};
+
+ModePrograms programs_of(unlinkd_bpf* s, Mode mode)
+{
+    switch (mode) {
+    case Mode::fentry:
+        return {{s->progs.fentry_do_unlinkat}, {s->progs.fexit_do_unlinkat}};
+    case Mode::kprobe:
+        return {{s->progs.kprobe_do_unlinkat}, {s->progs.kretprobe_do_unlinkat}};
+    case Mode::tracepoint:
+        return {{s->progs.tp_sys_enter_unlinkat, s->progs.tp_sys_enter_unlink},
+                {s->progs.tp_sys_exit_unlinkat, s->progs.tp_sys_exit_unlink}};
+    }
+    return {};
+}
+
+std::uint32_t round_up_pow2(std::uint32_t n)
+{
+    std::uint32_t p = 4096;
+    while (p < n && p < (1u << 30))
+        p <<= 1;
+    return p;
+}
+
+}  // namespace
+
+void install_libbpf_logger()
+{
+    libbpf_set_print([](enum libbpf_print_level level, const char* fmt, va_list ap) -> int {
+        if (level == LIBBPF_DEBUG && !spdlog::should_log(spdlog::level::trace))
+            return 0;
+        // Verifier logs run to many kilobytes: size the buffer to the message.
+        va_list copy;
+        va_copy(copy, ap);
+        int n = vsnprintf(nullptr, 0, fmt, copy);
+        va_end(copy);
+        if (n <= 0)
+            return n;
+        std::string text(static_cast<size_t>(n) + 1, '\0');
+        vsnprintf(text.data(), text.size(), fmt, ap);
+        text.resize(static_cast<size_t>(n));
+        std::string_view msg(text);
+        while (!msg.empty() && msg.back() == '\n')
+            msg.remove_suffix(1);
+        spdlog::debug("libbpf: {}", msg);
+        return n;
+    });
+}
+
+Status ensure_tracefs()
+{
+    struct statfs st {};
+    if (statfs(tracefs_path, &st) == 0 && st.f_type == tracefs_magic)
+        return ok();
+    if (mount("nodev", tracefs_path, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0) {
+        spdlog::info("mounted tracefs on {} (needed to attach tracepoints)", tracefs_path);
+        return ok();
+    }
+    int err = errno;
+    return Error{err, std::string("tracefs is not mounted on ") + tracefs_path + " and mounting it failed (" +
+                          strerrorname_np(err) + "); run: mount -t tracefs nodev " + tracefs_path};
+}
+
+// ---- BpfMaps ----
+
+Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes)
+{
+    unlinkd_bpf* skel = unlinkd_bpf__open();
+    if (!skel) {
+        int err = errno;
+        return Error{err, std::string("cannot open the BPF object: ") + std::strerror(err)};
+    }
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
+    bpf_map__set_max_entries(skel->maps.processes, sizes.max_processes);
+    bpf_map__set_max_entries(skel->maps.events, round_up_pow2(sizes.ring_buffer_bytes));
+    int err = unlinkd_bpf__load(skel);
+    if (err) {
+        unlinkd_bpf__destroy(skel);
+        err = -err;
+        std::string hint = err == EPERM ? "; run unlinkd as root (it needs CAP_BPF and CAP_PERFMON)" : "";
+        return Error{err, std::string("cannot create the BPF maps (") + strerrorname_np(err) + ", " +
+                              std::strerror(err) + ")" + hint};
+    }
+    return std::unique_ptr<BpfMaps>(new BpfMaps(skel));
+}
+
+BpfMaps::~BpfMaps() { unlinkd_bpf__destroy(skel_); }
+
+int BpfMaps::fd(std::string_view name) const
+{
+    bpf_map* map = bpf_object__find_map_by_name(skel_->obj, std::string(name).c_str());
+    return map ? bpf_map__fd(map) : -1;
+}
+
+unlinkd_config BpfMaps::read_config() const
+{
+    unlinkd_config c{};
+    std::uint32_t zero = 0;
+    bpf_map_lookup_elem(bpf_map__fd(skel_->maps.config), &zero, &c);
+    return c;
+}
+
+Status BpfMaps::write_config(const unlinkd_config& config)
+{
+    std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.config), &zero, &config, BPF_ANY)) {
+        int err = errno;
+        return Error{err, std::string("cannot write the BPF config: ") + std::strerror(err)};
+    }
+    return ok();
+}
+
+Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generation)
+{
+    int rules = bpf_map__fd(skel_->maps.filter_rules);
+    unlinkd_config config = read_config();
+
+    // Keep only the active generation: programs may still be reading it.
+    std::vector<unlinkd_filter_key> stale;
+    unlinkd_filter_key key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(rules, prev, &next) == 0) {
+        if (next.generation != config.filter_generation)
+            stale.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    for (const auto& k : stale)
+        bpf_map_delete_elem(rules, &k);
+
+    std::vector<unlinkd_filter_key> written;
+    for (const auto& e : filter.entries) {
+        unlinkd_filter_key k{};
+        k.generation = generation;
+        k.field = e.field;
+        std::memcpy(k.value, e.value.data(), sizeof(k.value));
+        std::uint32_t action = e.action;
+        if (bpf_map_update_elem(rules, &k, &action, BPF_ANY)) {
+            int err = errno;
+            for (const auto& w : written)
+                bpf_map_delete_elem(rules, &w);
+            return Error{err, std::string("cannot install the filter in the kernel: ") + std::strerror(err)};
+        }
+        written.push_back(k);
+    }
+    std::uint32_t slot = generation & 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_meta), &slot, &filter.meta, BPF_ANY)) {
+        int err = errno;
+        for (const auto& w : written)
+            bpf_map_delete_elem(rules, &w);
+        return Error{err, std::string("cannot install the filter in the kernel: ") + std::strerror(err)};
+    }
+    config.filter_generation = generation;
+    return write_config(config);  // the flip
+}
+
+std::vector<unlinkd_totals> BpfMaps::read_totals_per_cpu() const
+{
+    int ncpus = libbpf_num_possible_cpus();
+    std::vector<unlinkd_totals> per_cpu(ncpus > 0 ? static_cast<size_t>(ncpus) : 1);
+    std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.totals), &zero, per_cpu.data()))
+        spdlog::warn("cannot read the totals map: {}", std::strerror(errno));
+    return per_cpu;
+}
+
+std::vector<std::pair<unlinkd_process_key, unlinkd_process>> BpfMaps::read_processes() const
+{
+    int fd = bpf_map__fd(skel_->maps.processes);
+    std::vector<std::pair<unlinkd_process_key, unlinkd_process>> out;
+
+    // Batched reads: one system call per chunk instead of two per process.
+    constexpr std::uint32_t chunk = 1024;
+    std::vector<unlinkd_process_key> keys(chunk);
+    std::vector<unlinkd_process> values(chunk);
+    unlinkd_process_key in_batch{}, out_batch{};
+    bool first = true;
+    for (;;) {
+        std::uint32_t count = chunk;
+        int err = bpf_map_lookup_batch(fd, first ? nullptr : &in_batch, &out_batch, keys.data(), values.data(),
+                                       &count, nullptr);
+        int e = err ? errno : 0;
+        for (std::uint32_t i = 0; i < count; ++i)
+            out.emplace_back(keys[i], values[i]);
+        if (err) {
+            if (e != ENOENT)
+                spdlog::warn("cannot read the process map: {}", std::strerror(e));
+            break;
+        }
+        in_batch = out_batch;
+        first = false;
+    }
+    return out;
+}
+
+std::uint64_t BpfMaps::count_processes() const
+{
+    int fd = bpf_map__fd(skel_->maps.processes);
+    unlinkd_process_key key{}, next{};
+    const void* prev = nullptr;
+    std::uint64_t n = 0;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        ++n;
+        key = next;
+        prev = &key;
+    }
+    return n;
+}
+
+Status BpfMaps::reset_counts()
+{
+    int fd = bpf_map__fd(skel_->maps.processes);
+    unlinkd_process_key key{};
+    while (bpf_map_get_next_key(fd, nullptr, &key) == 0)
+        bpf_map_delete_elem(fd, &key);
+    std::vector<unlinkd_totals> zeros(read_totals_per_cpu().size());
+    std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.totals), &zero, zeros.data(), BPF_ANY)) {
+        int err = errno;
+        return Error{err, std::string("cannot reset the totals: ") + std::strerror(err)};
+    }
+    return ok();
+}
+
+// ---- ModeAttachment ----
+
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps, Mode mode)
+{
+    unlinkd_bpf* skel = unlinkd_bpf__open();
+    if (!skel) {
+        int err = errno;
+        return Error{err, explain_unavailable(mode, ProbeStage::open, err)};
+    }
+    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode));
+
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj)
+    {
+        int fd = maps.fd(bpf_map__name(map));
+        if (fd < 0 || bpf_map__reuse_fd(map, fd)) {
+            int err = fd < 0 ? ENOENT : errno;
+            return Error{err, explain_unavailable(mode, ProbeStage::open, err)};
+        }
+    }
+    auto mine = programs_of(skel, mode);
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
+    for (auto* p : mine.entry)
+        bpf_program__set_autoload(p, true);
+    for (auto* p : mine.exit)
+        bpf_program__set_autoload(p, true);
+    if (int err = unlinkd_bpf__load(skel))
+        return Error{-err, explain_unavailable(mode, ProbeStage::load, -err)};
+
+    auto attach_all = [](const std::vector<bpf_program*>& progs, std::vector<bpf_link*>& links) -> int {
+        for (auto* p : progs) {
+            bpf_link* link = bpf_program__attach(p);
+            if (!link)
+                return errno;
+            links.push_back(link);
+        }
+        return 0;
+    };
+    if (int err = attach_all(mine.exit, self->exit_links_))
+        return Error{err, explain_unavailable(mode, ProbeStage::attach, err)};
+    if (int err = attach_all(mine.entry, self->entry_links_))
+        return Error{err, explain_unavailable(mode, ProbeStage::attach, err)};
+    return self;
+}
+
+ModeAttachment::~ModeAttachment()
+{
+    for (auto* l : entry_links_)
+        bpf_link__destroy(l);
+    for (auto* l : exit_links_)
+        bpf_link__destroy(l);
+    unlinkd_bpf__destroy(skel_);
+}
+
+ModeStatus probe_mode(const BpfMaps& maps, Mode mode)
+{
+    auto a = ModeAttachment::make(maps, mode);
+    if (a)
+        return ModeStatus{mode, true, 0, {}};
+    return ModeStatus{mode, false, a.error().code, a.error().message};
+}
+
+}  // namespace unlinkd

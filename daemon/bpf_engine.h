@@ -1,0 +1,94 @@
+// RAII wrappers around the BPF skeleton; the only code that touches libbpf.
+//
+// BpfMaps owns one set of maps (counts, filters, config, ring buffer). Each
+// attach mode is a separate load of the same object that reuses those maps
+// (ModeAttachment), so modes can be tried, attached side by side, and
+// swapped without ever losing the counts.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "filter.h"
+#include "modes.h"
+#include "result.h"
+#include "unlinkd.h"
+
+struct unlinkd_bpf;
+struct bpf_link;
+
+namespace unlinkd {
+
+struct MapSizes {
+    std::uint32_t max_processes = 16384;
+    std::uint32_t ring_buffer_bytes = 1u << 20;  // rounded up to a power of two pages
+};
+
+class BpfMaps {
+public:
+    static Result<std::unique_ptr<BpfMaps>> make(const MapSizes& sizes);
+    ~BpfMaps();
+    BpfMaps(const BpfMaps&) = delete;
+    BpfMaps& operator=(const BpfMaps&) = delete;
+
+    // The fd of the map called `name` (as in unlinkd.bpf.c), or -1.
+    int fd(std::string_view name) const;
+    int events_fd() const { return fd("events"); }
+
+    unlinkd_config read_config() const;
+    Status write_config(const unlinkd_config& config);
+
+    // Installs `filter` as generation `generation` and makes it the active one
+    // with one write; rules of older generations are removed first. On error
+    // the active filter is unchanged.
+    Status apply_filter(const CompiledFilter& filter, std::uint32_t generation);
+
+    std::vector<unlinkd_totals> read_totals_per_cpu() const;
+    std::vector<std::pair<unlinkd_process_key, unlinkd_process>> read_processes() const;
+    std::uint64_t count_processes() const;
+    // Clears the per-process map and the totals.
+    Status reset_counts();
+
+private:
+    explicit BpfMaps(unlinkd_bpf* skel) : skel_(skel) {}
+    unlinkd_bpf* skel_;
+};
+
+class ModeAttachment {
+public:
+    // Loads the mode's programs against `maps` and attaches them, exit
+    // programs before entry programs so no call is entered unseen.
+    static Result<std::unique_ptr<ModeAttachment>> make(const BpfMaps& maps, Mode mode);
+    // Detaches entry programs first, then exit programs, so calls already
+    // inside do_unlinkat are still counted by this mode's exit or another's.
+    ~ModeAttachment();
+    ModeAttachment(const ModeAttachment&) = delete;
+    ModeAttachment& operator=(const ModeAttachment&) = delete;
+
+    Mode mode() const { return mode_; }
+
+private:
+    ModeAttachment(unlinkd_bpf* skel, Mode mode) : skel_(skel), mode_(mode) {}
+    unlinkd_bpf* skel_;
+    Mode mode_;
+    std::vector<bpf_link*> entry_links_;
+    std::vector<bpf_link*> exit_links_;
+};
+
+// Really loads and attaches `mode`, then detaches it: the kernel decides.
+ModeStatus probe_mode(const BpfMaps& maps, Mode mode);
+
+// Mounts tracefs on /sys/kernel/tracing when it is not mounted (libbpf
+// needs it to attach tracepoints). Returns an error saying what to do when it
+// cannot.
+Status ensure_tracefs();
+
+// Routes libbpf's own messages to the daemon's log (debug level, since
+// trying a mode that fails is normal).
+void install_libbpf_logger();
+
+}  // namespace unlinkd

@@ -1,0 +1,209 @@
+#include "engine.h"
+
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace unlinkd {
+
+std::int64_t realtime_offset_ns()
+{
+    timespec real{}, mono{};
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    return (static_cast<std::int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec);
+}
+
+// The daemon's pid namespace, so the kernel reports pids as the daemon (and
+// its users, in a container) see them.
+static void fill_pid_namespace(unlinkd_config& config)
+{
+    struct stat st {};
+    if (stat("/proc/self/ns/pid", &st) == 0)
+        config.pidns_ino = st.st_ino;
+    // NSpid lists the pid in each namespace from the initial one down: its
+    // length minus one is our namespace's level.
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("NSpid:", 0) != 0)
+            continue;
+        std::istringstream fields(line.substr(6));
+        std::string pid;
+        std::uint32_t n = 0;
+        while (fields >> pid)
+            ++n;
+        config.pidns_level = n > 0 ? n - 1 : 0;
+    }
+}
+
+Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
+{
+    auto rules = parse_filter_rules(options.filters);
+    if (!rules)
+        return rules.error();
+
+    std::unique_ptr<Engine> e(new Engine());
+    auto maps = BpfMaps::make(options.sizes);
+    if (!maps)
+        return maps.error();
+    e->maps_ = std::move(*maps);
+
+    unlinkd_config config{};
+    config.flags = options.stream_events ? UNLINKD_CONFIG_STREAM_EVENTS : 0;
+    fill_pid_namespace(config);
+    if (auto s = e->maps_->write_config(config); !s)
+        return s.error();
+    if (auto s = e->set_filters(options.filters); !s)
+        return s.error();
+
+    if (auto s = ensure_tracefs(); !s)
+        spdlog::warn("{}", s.error().message);
+
+    // Try the requested mode first (or auto's order) and keep the first that
+    // attaches; the others are tried while it stays attached, so calls in
+    // flight during a trial are still seen by its exit programs.
+    std::vector<Mode> order;
+    if (!options.mode.automatic)
+        order.push_back(options.mode.mode);
+    for (Mode m : all_modes)
+        if (options.mode.automatic || m != options.mode.mode)
+            order.push_back(m);
+    for (Mode m : order) {
+        auto& status = e->modes_[static_cast<size_t>(m)];
+        bool wanted = !e->attached_ && (options.mode.automatic || m == options.mode.mode);
+        if (wanted) {
+            auto a = ModeAttachment::make(*e->maps_, m);
+            status = a ? ModeStatus{m, true, 0, {}} : ModeStatus{m, false, a.error().code, a.error().message};
+            if (a)
+                e->attached_ = std::move(*a);
+        } else {
+            status = probe_mode(*e->maps_, m);
+        }
+    }
+    e->requested_ = options.mode;
+    if (!e->attached_) {
+        const auto& why = options.mode.automatic ? std::string("no attach mode works on this kernel")
+                                                 : e->modes_[static_cast<size_t>(options.mode.mode)].reason;
+        int code = options.mode.automatic ? ENOTSUP : e->modes_[static_cast<size_t>(options.mode.mode)].error;
+        std::string all;
+        for (const auto& s : e->modes_)
+            if (!s.supported)
+                all += "\n  " + s.reason;
+        return Error{code, "cannot attach: " + why + (options.mode.automatic ? all : std::string())};
+    }
+
+    e->ring_ = ring_buffer__new(e->maps_->events_fd(), &Engine::on_ring_record, e.get(), nullptr);
+    if (!e->ring_) {
+        int err = errno;
+        return Error{err, std::string("cannot open the ring buffer: ") + std::strerror(err)};
+    }
+    return e;
+}
+
+Engine::~Engine()
+{
+    if (ring_)
+        ring_buffer__free(ring_);
+}
+
+Result<Mode> Engine::set_mode(RequestedMode requested)
+{
+    std::vector<Mode> candidates;
+    if (requested.automatic)
+        candidates.assign(all_modes.begin(), all_modes.end());
+    else
+        candidates.push_back(requested.mode);
+
+    Error last{ENOTSUP, "no attach mode works on this kernel"};
+    for (Mode m : candidates) {
+        if (m == attached_->mode()) {
+            requested_ = requested;
+            return m;
+        }
+        auto a = ModeAttachment::make(*maps_, m);
+        auto& status = modes_[static_cast<size_t>(m)];
+        if (!a) {
+            status = ModeStatus{m, false, a.error().code, a.error().message};
+            last = a.error();
+            continue;
+        }
+        status = ModeStatus{m, true, 0, {}};
+        Mode old = attached_->mode();
+        attached_ = std::move(*a);  // the new mode is attached; now the old one goes
+        requested_ = requested;
+        spdlog::info("attach mode {} -> {}", mode_name(old), mode_name(m));
+        return m;
+    }
+    return last;
+}
+
+Status Engine::set_filters(const std::vector<std::string>& rules)
+{
+    auto parsed = parse_filter_rules(rules);
+    if (!parsed)
+        return parsed.error();
+    if (auto s = maps_->apply_filter(compile_filter(*parsed), generation_ + 1); !s)
+        return s.error();
+    ++generation_;
+    filter_ = std::move(*parsed);
+    return ok();
+}
+
+std::vector<std::string> Engine::filters() const
+{
+    std::vector<std::string> out;
+    for (const auto& r : filter_)
+        out.push_back(r.text());
+    return out;
+}
+
+Totals Engine::totals() const
+{
+    return sum_totals(maps_->read_totals_per_cpu(), maps_->count_processes());
+}
+
+std::vector<ProcessStats> Engine::processes()
+{
+    auto offset = realtime_offset_ns();
+    std::vector<ProcessStats> out;
+    for (const auto& [key, value] : maps_->read_processes()) {
+        out.push_back(to_process_stats(key, value, offset));
+        out.back().unit = units_.unit_of(value.cgroup_id);
+    }
+    return out;
+}
+
+Status Engine::reset() { return maps_->reset_counts(); }
+
+int Engine::events_fd() const { return ring_buffer__epoll_fd(ring_); }
+
+int Engine::on_ring_record(void* ctx, void* data, std::size_t size)
+{
+    auto* self = static_cast<Engine*>(ctx);
+    auto event = self->joiner_.on_record(data, size, self->realtime_offset_ns_);
+    if (!event)
+        return 0;
+    self->units_.learn(event->cgroup_id, event->unit);
+    ++self->delivered_;
+    if (self->sink_)
+        self->sink_->on_event(*event);
+    return 0;
+}
+
+std::size_t Engine::drain()
+{
+    realtime_offset_ns_ = realtime_offset_ns();
+    delivered_ = 0;
+    int n = ring_buffer__consume(ring_);
+    if (n < 0)
+        spdlog::warn("reading the ring buffer failed: {}", std::strerror(-n));
+    return delivered_;
+}
+
+}  // namespace unlinkd
