@@ -76,14 +76,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, UNLINKD_FILTER_SLOTS);
 	__type(key, __u32);
 	__type(value, struct unlinkd_filter_meta);
 } filter_meta SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 2 * UNLINKD_MAX_FILTER_RULES);
+	__uint(max_entries, UNLINKD_FILTER_GENERATIONS_KEPT * UNLINKD_MAX_FILTER_RULES);
 	__type(key, struct unlinkd_filter_key);
 	__type(value, __u32);
 } filter_rules SEC(".maps");
@@ -582,7 +582,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return;
-	slot = cfg->filter_generation & 1;
+	slot = cfg->filter_generation % UNLINKD_FILTER_SLOTS;
 	meta = bpf_map_lookup_elem(&filter_meta, &slot);
 	if (!meta)
 		return;

@@ -86,8 +86,12 @@ struct unlinkd_totals {
 
 /* Filters. Rules live in a hash keyed by (generation, field, value); the
  * programs read the active generation from unlinkd_config and the fields in
- * use from unlinkd_filter_meta[generation & 1], so switching to a new filter is
- * one write of a 32-bit value. */
+ * use from unlinkd_filter_meta[generation % UNLINKD_FILTER_SLOTS], so
+ * switching to a new filter is one write of a 32-bit value. User space keeps
+ * the two generations before the active one, so a program that read an older
+ * generation finds its rules until two more switches have completed. */
+#define UNLINKD_FILTER_SLOTS 4
+#define UNLINKD_FILTER_GENERATIONS_KEPT 3
 enum unlinkd_filter_field {
 	UNLINKD_FILTER_PID = 1,  /* value: __u32 pid in the daemon's pid namespace */
 	UNLINKD_FILTER_UID = 2,  /* value: __u32 uid */

@@ -141,12 +141,13 @@ Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generat
     int rules = bpf_map__fd(skel_->maps.filter_rules);
     unlinkd_config config = read_config();
 
-    // Keep only the active generation: programs may still be reading it.
+    // Keep the active generation and the one before it: a program that
+    // read either may still be looking up its rules.
     std::vector<unlinkd_filter_key> stale;
     unlinkd_filter_key key{}, next{};
     const void* prev = nullptr;
     while (bpf_map_get_next_key(rules, prev, &next) == 0) {
-        if (next.generation != config.filter_generation)
+        if (next.generation + 1 < config.filter_generation)
             stale.push_back(next);
         key = next;
         prev = &key;
@@ -169,7 +170,7 @@ Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generat
         }
         written.push_back(k);
     }
-    std::uint32_t slot = generation & 1;
+    std::uint32_t slot = generation % UNLINKD_FILTER_SLOTS;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_meta), &slot, &filter.meta, BPF_ANY)) {
         int err = errno;
         for (const auto& w : written)

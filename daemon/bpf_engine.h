@@ -42,9 +42,10 @@ public:
     unlinkd_config read_config() const;
     Status write_config(const unlinkd_config& config);
 
-    // Installs `filter` as generation `generation` and makes it the active one
-    // with one write; rules of older generations are removed first. On error
-    // the active filter is unchanged.
+    // Installs `filter` as generation `generation` (active + 1) and makes it
+    // the active one with one write; generations older than the one before
+    // the active one are removed first. On error the active filter is
+    // unchanged.
     Status apply_filter(const CompiledFilter& filter, std::uint32_t generation);
 
     std::vector<unlinkd_totals> read_totals_per_cpu() const;

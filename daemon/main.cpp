@@ -157,14 +157,14 @@ int main(int argc, char** argv)
     for (const auto& s : e.modes())
         if (!s.supported)
             spdlog::info("{}", s.reason);
-    spdlog::info("attached in {} mode (requested {}): {}", mode_name(e.attached_mode()),
-                 requested_mode_name(e.requested_mode()), mode_description(e.attached_mode()));
     if (!e.filters().empty()) {
         std::string list;
         for (const auto& f : e.filters())
             list += " " + f;
         spdlog::info("filters:{}", list);
     }
+    spdlog::info("attached in {} mode (requested {}): {}", mode_name(e.attached_mode()),
+                 requested_mode_name(e.requested_mode()), mode_description(e.attached_mode()));
 
     ConsoleSink sink(options->json);
     e.set_sink(&sink);

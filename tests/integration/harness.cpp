@@ -1,0 +1,209 @@
+#include "harness.h"
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cgroup_units.h"
+
+namespace unlinkd::test {
+
+std::vector<Mode> test_modes()
+{
+    const char* env = std::getenv("UNLINKD_TEST_MODES");
+    std::string list = env && *env ? env : "tracepoint";
+    std::vector<Mode> out;
+    std::stringstream ss(list);
+    std::string name;
+    while (std::getline(ss, name, ',')) {
+        auto m = parse_mode(name);
+        if (!m)
+            FAIL("UNLINKD_TEST_MODES names an unknown mode: " << name);
+        out.push_back(*m);
+    }
+    return out;
+}
+
+Scratch::Scratch()
+{
+    char tmpl[] = "/tmp/unlinkd-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir_ = tmpl;
+    REQUIRE(mount("tmpfs", dir_.c_str(), "tmpfs", 0, "mode=0755,size=512m") == 0);
+}
+
+Scratch::~Scratch()
+{
+    umount2(dir_.c_str(), MNT_DETACH);
+    rmdir(dir_.c_str());
+}
+
+void Scratch::create(const std::string& name, mode_t mode) const
+{
+    int fd = open(path(name).c_str(), O_CREAT | O_WRONLY | O_TRUNC, mode);
+    REQUIRE(fd >= 0);
+    close(fd);
+}
+
+pid_t spawn(const ChildOptions& o, const std::function<int()>& body)
+{
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid > 0)
+        return pid;
+    // Child: no Catch2 here, only exit codes.
+    if (!o.cgroup.empty()) {
+        std::ofstream procs(o.cgroup + "/cgroup.procs");
+        procs << getpid() << std::flush;
+        if (!procs)
+            _exit(90);
+    }
+    if (!o.comm.empty())
+        prctl(PR_SET_NAME, o.comm.c_str());
+    if (o.uid) {
+        if (setgroups(0, nullptr) || setresgid(o.gid, o.gid, o.gid) || setresuid(o.uid, o.uid, o.uid))
+            _exit(91);
+    }
+    _exit(body());
+}
+
+int wait_child(pid_t pid)
+{
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+pid_t run_child(const ChildOptions& options, const std::function<int()>& body)
+{
+    pid_t pid = spawn(options, body);
+    REQUIRE(wait_child(pid) == 0);
+    return pid;
+}
+
+std::vector<Event> Collector::for_pid(std::uint32_t pid) const
+{
+    std::vector<Event> out;
+    for (const auto& e : events)
+        if (e.pid == pid)
+            out.push_back(e);
+    return out;
+}
+
+bool EngineUnderTest::drain_until(const std::function<bool()>& done, std::chrono::milliseconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        engine->drain();
+        if (done())
+            return true;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            return false;
+        pollfd p{engine->events_fd(), POLLIN, 0};
+        poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+    }
+}
+
+void EngineUnderTest::drain_all()
+{
+    // Records are visible once committed; nothing is pending after the
+    // children exited, so one consume takes everything.
+    engine->drain();
+}
+
+std::vector<ProcessStats> EngineUnderTest::processes_of(std::uint32_t pid)
+{
+    std::vector<ProcessStats> out;
+    for (auto& p : engine->processes())
+        if (p.pid == pid)
+            out.push_back(p);
+    return out;
+}
+
+ProcessStats EngineUnderTest::process(std::uint32_t pid)
+{
+    auto list = processes_of(pid);
+    INFO("process entries for pid " << pid);
+    REQUIRE(list.size() == 1);
+    return list.front();
+}
+
+std::unique_ptr<EngineUnderTest> start_engine(Mode mode, const std::vector<std::string>& filters, bool stream)
+{
+    EngineOptions o;
+    o.mode = RequestedMode{false, mode};
+    o.filters = filters;
+    o.stream_events = stream;
+    auto e = Engine::make(o);
+    INFO("mode " << mode_name(mode) << ": " << (e ? std::string() : e.error().message));
+    REQUIRE(e.ok());
+    REQUIRE((*e)->attached_mode() == mode);
+    auto t = std::make_unique<EngineUnderTest>();
+    t->engine = std::move(*e);
+    t->engine->set_sink(&t->collector);
+    return t;
+}
+
+bool reap(pid_t pid, int& exit_code)
+{
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) != pid)
+        return false;
+    exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return true;
+}
+
+pid_t start_storm(const std::string& dir, const std::string& comm, unsigned count, unsigned threads)
+{
+    return spawn({comm}, [&]() {
+        std::vector<std::thread> workers;
+        std::atomic<int> failed{0};
+        for (unsigned t = 0; t < threads; ++t) {
+            workers.emplace_back([&, t]() {
+                std::string sub = dir + "/" + comm + "-t" + std::to_string(t);
+                mkdir(sub.c_str(), 0755);
+                unsigned n = count / threads + (t < count % threads ? 1 : 0);
+                std::vector<std::string> names;
+                names.reserve(n);
+                for (unsigned i = 0; i < n; ++i) {
+                    names.push_back(sub + "/" + std::to_string(i));
+                    int fd = open(names.back().c_str(), O_CREAT | O_WRONLY, 0644);
+                    if (fd < 0)
+                        ++failed;
+                    else
+                        close(fd);
+                }
+                for (const auto& name : names)
+                    if (unlink(name.c_str()) != 0)
+                        ++failed;
+            });
+        }
+        for (auto& w : workers)
+            w.join();
+        return failed.load() == 0 ? 0 : 1;
+    });
+}
+
+std::string cgroup2_root()
+{
+    std::string root = cgroup2_mount_point();
+    REQUIRE_FALSE(root.empty());
+    return root;
+}
+
+}  // namespace unlinkd::test

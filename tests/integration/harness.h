@@ -1,0 +1,85 @@
+// Integration test harness: real BPF programs on the running kernel, driven
+// by child processes of known pid, uid and comm. Runs as root only; a run
+// without root fails (it never skips).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+
+namespace unlinkd::test {
+
+// UNLINKD_TEST_MODES (comma-separated; default "tracepoint"): the modes that
+// must load here. Every exactness test runs in each of them.
+std::vector<Mode> test_modes();
+
+// A tmpfs mounted on a fresh directory under /tmp, removed at destruction:
+// fast, private, and its paths cross a mount point.
+class Scratch {
+public:
+    Scratch();
+    ~Scratch();
+    const std::string& dir() const { return dir_; }
+    std::string path(const std::string& name) const { return dir_ + "/" + name; }
+    void create(const std::string& name, mode_t mode = 0644) const;
+
+private:
+    std::string dir_;
+};
+
+struct ChildOptions {
+    ChildOptions(std::string comm_ = {}, uid_t uid_ = 0, gid_t gid_ = 0, std::string cgroup_ = {})
+        : comm(std::move(comm_)), uid(uid_), gid(gid_), cgroup(std::move(cgroup_)) {}
+    std::string comm;    // set with PR_SET_NAME before `body`
+    uid_t uid;           // switched to (with gid) before `body` when non-zero
+    gid_t gid;
+    std::string cgroup;  // cgroup v2 directory to join before `body`, if not empty
+};
+
+// Forks a child that sets itself up and runs `body`; the child's exit code
+// is body's return value. Returns the child's pid; wait with wait_child().
+pid_t spawn(const ChildOptions& options, const std::function<int()>& body);
+// Waits for `pid` and returns its exit code (-1 if it did not exit normally).
+int wait_child(pid_t pid);
+// spawn + wait; REQUIREs exit code 0 and returns the pid.
+pid_t run_child(const ChildOptions& options, const std::function<int()>& body);
+
+// Collects every event the engine delivers.
+class Collector : public EventSink {
+public:
+    void on_event(const Event& e) override { events.push_back(e); }
+    std::vector<Event> for_pid(std::uint32_t pid) const;
+    std::vector<Event> events;
+};
+
+struct EngineUnderTest {
+    std::unique_ptr<Engine> engine;
+    Collector collector;
+    // Drains until `done` holds or the deadline passes; returns done().
+    bool drain_until(const std::function<bool()>& done,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Drains what is in the ring buffer now (after the kernel has written it).
+    void drain_all();
+    std::vector<ProcessStats> processes_of(std::uint32_t pid);
+    ProcessStats process(std::uint32_t pid);  // REQUIREs exactly one entry
+};
+
+std::unique_ptr<EngineUnderTest> start_engine(Mode mode, const std::vector<std::string>& filters = {},
+                                              bool stream_events = true);
+
+// Starts a child that creates `count` files in `dir` and then deletes them
+// from `threads` threads. Returns its pid; wait with wait_child().
+pid_t start_storm(const std::string& dir, const std::string& comm, unsigned count, unsigned threads);
+// True once `pid` has exited; stores its exit code.
+bool reap(pid_t pid, int& exit_code);
+
+// The cgroup v2 mount point; REQUIREs one.
+std::string cgroup2_root();
+
+}  // namespace unlinkd::test
