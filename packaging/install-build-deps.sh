@@ -1,0 +1,25 @@
+#!/bin/bash
+# Installs what building and testing unlinkd needs, from Debian 12's
+# packages. Idempotent: when everything is installed it changes nothing and
+# does not touch the network.
+set -euo pipefail
+packages=(
+  # build
+  meson ninja-build pkg-config g++ clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+  libsystemd-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsdbus-c++-dev libsdbus-c++-bin
+  # tests
+  catch2 util-linux procps
+  # the qemu guest of the vm suite (tests/vm)
+  qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils file
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
