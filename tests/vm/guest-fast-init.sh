@@ -1,0 +1,56 @@
+#!/bin/busybox sh
+# /init of the fast guest (busybox initramfs built by run-vm-suite.sh).
+# Runs the integration tests once per attach mode, then the [multimode]
+# tests, and reports on the serial console with markers the host greps:
+#   VMSUITE BEGIN mode=M / VMSUITE END mode=M rc=N / VMSUITE RESULT PASS|FAIL
+# Whatever happens, it ends with poweroff -f (PID 1 must never exit).
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin HOME=/root TMPDIR=/tmp LANG=C
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+# tracefs: libbpf resolves tracepoint ids there; bpffs: pinning;
+# cgroup2: cgroup ids / unit names; tmpfs /tmp: the tests' scratch space.
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t bpf bpffs /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=755 tmpfs /run
+chmod 700 /root
+hostname unlinkd-vm
+
+up() { cut -d' ' -f1 /proc/uptime; }
+echo
+echo "VMSUITE KERNEL $(uname -r) uptime=$(up)s cpus=$(nproc) mem=$(awk '/MemTotal/{print $2" kB"}' /proc/meminfo)"
+
+MODES=$(cat /etc/vmsuite-modes)
+fail=0
+
+# run MODE_LABEL MODES_ENV [catch2 args...]
+run() {
+  label=$1 modes=$2; shift 2
+  echo "VMSUITE BEGIN mode=$label uptime=$(up)s"
+  # --use-colour no: the console is a tty, escapes would clutter the log.
+  # -w NoTests: a filter that matches nothing must fail, not pass silently.
+  UNLINKD_TEST_MODES=$modes UNLINKD_BIN=/bin/unlinkd \
+    /bin/unlinkd-integration-tests --reporter console -s --use-colour no -w NoTests "$@" </dev/null 2>&1
+  rc=$?
+  # start the marker on a fresh line even if the output did not end with one
+  echo
+  echo "VMSUITE END mode=$label rc=$rc uptime=$(up)s"
+  [ "$rc" = 0 ] || fail=$((fail + 1))
+}
+
+for m in $MODES; do
+  # the multi-mode tests run once, below, with every mode listed
+  run "$m" "$m" "~[multimode]"
+done
+run multimode "$(echo "$MODES" | tr ' ' ',')" "[multimode]"
+
+if [ "$fail" = 0 ]; then echo "VMSUITE RESULT PASS"; else echo "VMSUITE RESULT FAIL ($fail runs failed)"; fi
+sync
+poweroff -f

@@ -1,0 +1,151 @@
+#!/bin/bash
+# Checks run inside the full VM guest (Debian 12 + systemd as PID 1 + the
+# installed build). Started after boot as the transient unit
+# unlinkd-vm-checks (unlinkd-vm.service hands it to systemd-run --no-block:
+# waiting for the boot to finish from inside the boot transaction deadlocks).
+#
+# Reports on the serial console, which the host greps:
+#   VMFULL CHECK OK|FAIL <what>     one line per check
+#   VMFULL SKIP <what>              checks not applicable to this build
+#   VMFULL RESULT PASS|FAIL         always last, then the guest powers off
+#
+# Configuration written by run-vm-suite.sh: /etc/unlinkd-vm.env
+#   UNLINKD_DAEMON    installed daemon path (/usr/sbin/unlinkd)
+#   UNLINKD_VM_MODES  attach modes that must work on this kernel
+set -u
+exec >/dev/console 2>&1
+echo   # the console line may still hold firmware output
+
+UNLINKD_DAEMON=/usr/sbin/unlinkd
+UNLINKD_VM_MODES="fentry kprobe tracepoint"
+# shellcheck disable=SC1091
+[ -f /etc/unlinkd-vm.env ] && . /etc/unlinkd-vm.env
+
+WORKLOAD_COMM=vmrm          # distinctive comm for the workload's deletions
+WORKLOAD_BIN=/usr/local/bin/$WORKLOAD_COMM
+ATTACH_TIMEOUT=180          # s; BPF verification is slow under TCG
+fails=0
+
+up() { cut -d' ' -f1 /proc/uptime; }
+say() { echo "VMFULL $*"; }
+check() { # check DESCRIPTION COMMAND...: one OK/FAIL line per check
+  local what=$1; shift
+  if "$@"; then say "CHECK OK $what"; else say "CHECK FAIL $what"; fails=$((fails + 1)); fi
+}
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
+wait_for() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@"; do [ "$(date +%s)" -lt "$deadline" ] || return 1; sleep 0.2; done
+}
+
+# JSON objects a unit printed on stdout (non-JSON lines, e.g. log text, are skipped)
+unit_json() { journalctl -b -q --no-pager -o cat -u "$1" | jq -c -R 'fromjson? | select(type == "object")'; }
+unit_has() { journalctl -b -q --no-pager -o cat -u "$1" | grep -qw -- "$2"; }
+eq() { [ "$1" = "$2" ] || { echo "  expected '$2', got '$1'"; return 1; }; }
+
+# The workload: one process named vmrm deletes three files, by absolute and
+# by relative path (the daemon must report absolute paths, resolved against
+# the caller's cwd). It is coreutils rm under another name: comm comes from
+# the executable's name, rm ignores argv[0]; it uses unlinkat(2).
+workload() {
+  touch /tmp/vm-1 /tmp/vm-2 /tmp/vm-3
+  (cd /tmp && "$WORKLOAD_BIN" /tmp/vm-1 vm-2 ./vm-3)
+}
+WORKLOAD_GIVEN=(/tmp/vm-1 vm-2 ./vm-3)   # path_as_given of /tmp/vm-1..3
+
+boot_info() {
+  say "INFO kernel $(uname -r), checks start at uptime $(up)s"
+  local st
+  st=$(timeout 120 systemctl is-system-running --wait 2>&1)
+  say "INFO is-system-running: $st"
+  systemd-analyze time 2>/dev/null | head -1
+  systemctl --failed --no-legend --no-pager
+  check "pid 1 is systemd" eq "$(cat /proc/1/comm)" systemd
+  check "daemon installed at $UNLINKD_DAEMON" test -x "$UNLINKD_DAEMON"
+  cp /usr/bin/rm "$WORKLOAD_BIN"
+}
+
+# unlinkd --list-modes --json: every mode this kernel must support says so
+check_list_modes() {
+  local out m
+  out=$("$UNLINKD_DAEMON" --list-modes --json 2>/dev/null)
+  echo "  list-modes: $out"
+  for m in $UNLINKD_VM_MODES; do
+    check "list-modes reports $m supported" \
+      eq "$(jq -r --arg m "$m" '.[] | select(.mode == $m) | .supported' <<<"$out" 2>/dev/null)" true
+  done
+}
+
+# The daemon in one mode as a transient unit, its JSON lines in the journal.
+check_transient_mode() {
+  local mode=$1 unit=unlinkd-$1 ev sum i
+  say "INFO mode=$mode start at uptime $(up)s"
+  systemctl reset-failed "$unit" 2>/dev/null
+  if ! systemd-run -q --unit="$unit" --property=Type=exec \
+       "$UNLINKD_DAEMON" --foreground --json --mode="$mode"; then
+    check "mode=$mode transient unit starts" false; return
+  fi
+  if ! wait_for "$ATTACH_TIMEOUT" unit_has "$unit" 'attached'; then
+    check "mode=$mode daemon reports attached" false
+    journalctl -b -q --no-pager -o cat -u "$unit" | tail -20
+    systemctl stop "$unit"; return
+  fi
+  say "INFO mode=$mode attached at uptime $(up)s"
+
+  workload
+  # let the events reach the journal before stopping (the counts are checked
+  # exactly afterwards; this only avoids racing the daemon's output)
+  wait_for 30 bash -c "[ \$(journalctl -b -q -o cat -u $unit | grep -c '\"comm\": *\"$WORKLOAD_COMM\"') -ge 3 ]"
+  systemctl stop "$unit"   # SIGTERM: the daemon prints its summary and exits 0
+  check "mode=$mode daemon exited cleanly on SIGTERM" bash -c "! systemctl -q is-failed $unit"
+  wait_for 10 unit_has "$unit" '"totals"'
+
+  ev=$(unit_json "$unit" | jq -c --arg c "$WORKLOAD_COMM" 'select(.comm == $c)')
+  echo "$ev" | sed 's/^/  event: /'
+  check "mode=$mode exactly 3 deletions by $WORKLOAD_COMM" eq "$(grep -c . <<<"$ev")" 3
+  for i in 1 2 3; do
+    check "mode=$mode /tmp/vm-$i (given as ${WORKLOAD_GIVEN[i-1]}) reported once with result 0" \
+      eq "$(jq -c --arg p "/tmp/vm-$i" 'select(.path == $p) | [.path_as_given, .result, .mode]' <<<"$ev")" \
+         "[\"${WORKLOAD_GIVEN[i-1]}\",0,\"$mode\"]"
+  done
+  sum=$(unit_json "$unit" | jq -c 'select(has("totals"))' | tail -1)
+  echo "  summary: $sum" | cut -c1-400
+  check "mode=$mode summary: one $WORKLOAD_COMM process with deletes == 3" \
+    eq "$(jq -c --arg c "$WORKLOAD_COMM" '[.processes[] | select(.comm == $c) | .deletes]' <<<"$sum" 2>/dev/null)" "[3]"
+  systemctl reset-failed "$unit" 2>/dev/null
+}
+
+# The installed service, once the build ships one: start it, see the
+# workload in the journal with the contract's fields, stop it cleanly.
+check_service() {
+  local n
+  if ! systemctl cat unlinkd.service >/dev/null 2>&1; then
+    say "SKIP service checks (no unlinkd.service installed)"; return
+  fi
+  say "INFO unlinkd.service start at uptime $(up)s"
+  check "systemctl start unlinkd" timeout "$ATTACH_TIMEOUT" systemctl start unlinkd.service
+  check "unlinkd.service active" systemctl -q is-active unlinkd.service
+  check "D-Bus property AttachMode readable" busctl --system get-property org.unlinkd.Unlinkd1 \
+    /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 AttachMode
+  workload
+  wait_for 30 bash -c "[ \$(journalctl -b -q -u unlinkd.service UNLINKD_COMM=$WORKLOAD_COMM -o cat | wc -l) -ge 3 ]"
+  n=$(journalctl -b -q --no-pager -u unlinkd.service UNLINKD_COMM="$WORKLOAD_COMM" -o cat | wc -l)
+  check "journal: 3 entries with UNLINKD_COMM=$WORKLOAD_COMM" eq "$n" 3
+  for i in 1 2 3; do
+    check "journal: UNLINKD_PATH=/tmp/vm-$i" \
+      bash -c "journalctl -b -q -u unlinkd.service UNLINKD_COMM=$WORKLOAD_COMM UNLINKD_PATH=/tmp/vm-$i -o cat | grep -q ."
+  done
+  check "systemctl stop unlinkd" systemctl stop unlinkd.service
+  check "nothing left pinned under /sys/fs/bpf/unlinkd" \
+    bash -c '[ ! -e /sys/fs/bpf/unlinkd ] || [ -z "$(ls -A /sys/fs/bpf/unlinkd)" ]'
+}
+
+boot_info
+check_list_modes
+for mode in $UNLINKD_VM_MODES; do check_transient_mode "$mode"; done
+check_service
+
+say "INFO checks done at uptime $(up)s"
+if [ "$fails" = 0 ]; then say "RESULT PASS"; else say "RESULT FAIL ($fails checks failed)"; fi
+sync
+systemctl --no-block poweroff

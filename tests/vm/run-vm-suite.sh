@@ -1,0 +1,449 @@
+#!/bin/bash
+# VM test suite for unlinkd: runs the project's binaries on Debian 12's stock
+# kernel under qemu, because the CI host's own kernel (lockdown, no kprobes)
+# can only exercise the tracepoint attach mode.
+#
+# Usage: run-vm-suite.sh BUILD_DIR [SOURCE_DIR]
+#
+# Steps (each timed, see "VMSUITE TIMING" lines):
+#   kernel      download Debian 12's linux-image-*-amd64, extract vmlinux and
+#               the few modules the full guest needs (cached per version)
+#   fast        busybox initramfs with the integration tests + their shared
+#               libraries; runs the tests once per attach mode, then the
+#               [multimode] tests
+#   rootfs      debootstrap a minimal Debian 12 with systemd (cached per
+#               package list)
+#   full        copy of that rootfs + `meson install` of the build, booted
+#               with systemd as PID 1; runs tests/vm/guest-full-checks.sh
+#
+# Environment knobs:
+#   UNLINKD_VM_CACHE        cache dir (default /var/cache/unlinkd-vm)
+#   UNLINKD_VM_STEPS        steps to run (default "fast full")
+#   UNLINKD_VM_TEST_BIN     integration test binary (meson passes it; by hand
+#                           the default is BUILD_DIR/tests/integration/unlinkd-integration-tests,
+#                           else the only file of that name in BUILD_DIR)
+#   UNLINKD_VM_DAEMON_BIN   daemon binary for the fast guest (default
+#                           BUILD_DIR/daemon/unlinkd, found the same way)
+#   UNLINKD_VM_FAST_TIMEOUT / UNLINKD_VM_FULL_TIMEOUT   seconds per qemu run
+#   UNLINKD_VM_MEM, UNLINKD_VM_SMP                       guest size
+#   UNLINKD_VM_KEEP=1       keep the per-run work dir (images, staging trees)
+#   UNLINKD_VM_MIRROR       Debian mirror (default: from the host's apt sources)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+[ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [SOURCE_DIR]" >&2; exit 2; }
+BUILD_DIR=$(realpath "$1")
+SOURCE_DIR=$(realpath "${2:-$HERE/../..}")
+
+CACHE=${UNLINKD_VM_CACHE:-/var/cache/unlinkd-vm}
+STEPS=${UNLINKD_VM_STEPS:-fast full}
+TEST_BIN=${UNLINKD_VM_TEST_BIN:-$BUILD_DIR/tests/integration/unlinkd-integration-tests}
+DAEMON_BIN=${UNLINKD_VM_DAEMON_BIN:-$BUILD_DIR/daemon/unlinkd}
+FAST_TIMEOUT=${UNLINKD_VM_FAST_TIMEOUT:-900}
+FULL_TIMEOUT=${UNLINKD_VM_FULL_TIMEOUT:-600}
+VM_MEM=${UNLINKD_VM_MEM:-2G}
+VM_SMP=${UNLINKD_VM_SMP:-2}
+SUITE=bookworm
+MODES="fentry kprobe tracepoint"
+
+# Packages of the full guest. libbpf1 ... libsdbus-c++1 are the daemon's
+# runtime libraries (a Debian package of unlinkd would pull them in); jq lets
+# the guest check script parse the daemon's JSON lines; busybox gives tiny
+# helpers. Changing this list (or ROOTFS_RECIPE_REV) rebuilds the cached rootfs.
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,libbpf1,libsystemd0,libspdlog1.10,libfmt9,libsdbus-c++1,libelf1,zlib1g,busybox,jq
+ROOTFS_RECIPE_REV=1   # bump when customize_rootfs changes
+
+# Modules the full guest's initramfs loads to mount its ext4 root on
+# virtio-blk, in dependency order (Debian builds them as modules).
+INITRD_MODULES="drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev
+  drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci drivers/block/virtio_blk
+  lib/crc16 fs/mbcache fs/jbd2/jbd2 crypto/crc32c_generic fs/ext4/ext4"
+# Module subtrees copied into the full guest so systemd/udev find what they
+# autoload (autofs4, virtio rng, filesystems).
+GUEST_MODULE_DIRS="fs lib crypto drivers/virtio drivers/block drivers/char/hw_random net/9p"
+
+OUT=$BUILD_DIR/tests/vm          # logs live here (meson's build dir for tests/vm)
+WORK=$OUT/work                   # per-run scratch, removed at the end unless UNLINKD_VM_KEEP=1
+LOG_FAST=$OUT/fast-guest.log
+LOG_FULL=$OUT/full-guest.log
+TIMINGS=()
+
+log() { echo "VMSUITE: $*"; }
+die() { echo "VMSUITE ERROR: $*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+
+# Run one step in a subshell with errexit, record its wall time, propagate failure.
+step() {
+  local name=$1 t0 rc; shift
+  t0=$(now_ms); log "=== step $name"
+  set +e; ( set -e; "$@" ); rc=$?; set -e
+  local secs; secs=$(awk -v ms=$(( $(now_ms) - t0 )) 'BEGIN{printf "%.1f", ms/1000}')
+  TIMINGS+=("$name=${secs}s(rc=$rc)")
+  echo "VMSUITE TIMING $name ${secs}s rc=$rc"
+  return "$rc"
+}
+
+check_host() {
+  [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot, mkfs ownership); run 'meson test --no-suite vm' otherwise"
+  local missing=() c
+  for c in qemu-system-x86_64 timeout busybox cpio debootstrap mkfs.ext4 depmod xz file apt-get apt-cache dpkg-deb gzip ldd flock python3 meson; do
+    command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+  done
+  [ -x /bin/busybox ] && file -L /bin/busybox | grep -q 'statically linked' \
+    || missing+=("busybox-static(/bin/busybox must be static)")
+  [ ${#missing[@]} = 0 ] || die "missing host tools: ${missing[*]} (apt-get install qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils file)"
+  mkdir -p "$CACHE" "$OUT"
+  rm -rf "$WORK"; mkdir -p "$WORK"
+}
+
+# Serialize cache population between concurrent runs.
+with_cache_lock() { ( flock 9; "$@" ) 9>"$CACHE/.lock"; }
+
+# ---------------------------------------------------------------- kernel ---
+# Debian's stock kernel has fentry (BTF + trampolines) and kprobes, unlike
+# the CI host. We boot the *uncompressed* vmlinux through qemu's PVH entry
+# point: under TCG that skips the slow in-guest XZ decompression of vmlinuz
+# (measured ~3 s per boot).
+kernel_pkg() {
+  apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'
+}
+
+fetch_kernel() {
+  local kpkg kver_pkg dir
+  kpkg=$(kernel_pkg)
+  [ -n "$kpkg" ] || die "apt-cache does not know linux-image-amd64; run apt-get update (Debian 12 sources needed)"
+  kver_pkg=$(apt-cache show --no-all-versions "$kpkg" | awk '/^Version:/{print $2; exit}')
+  dir=$CACHE/kernel/${kpkg}_${kver_pkg}
+  if [ -f "$dir/.complete" ]; then
+    log "kernel $kpkg $kver_pkg cached in $dir"
+  else
+    log "downloading $kpkg $kver_pkg"
+    local tmp=$CACHE/kernel/.tmp.$$ kver k
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    (cd "$tmp" && apt-get download -q "$kpkg=$kver_pkg" >/dev/null 2>"$tmp/apt.err") \
+      || { cat "$tmp/apt.err" >&2; die "apt-get download $kpkg failed"; }
+    dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+    kver=${kpkg#linux-image-}
+    extract_vmlinux "$tmp/root/boot/vmlinuz-$kver" "$tmp/vmlinux"
+    # keep only what the guests need, not the whole ~400 MB module tree
+    k=$tmp/root/lib/modules/$kver
+    mkdir -p "$tmp/modules/lib/modules/$kver/kernel"
+    for d in $GUEST_MODULE_DIRS; do
+      mkdir -p "$tmp/modules/lib/modules/$kver/kernel/$d"
+      cp -a "$k/kernel/$d/." "$tmp/modules/lib/modules/$kver/kernel/$d/"
+    done
+    cp "$k"/modules.{order,builtin,builtin.modinfo} "$tmp/modules/lib/modules/$kver/"
+    depmod -b "$tmp/modules" "$kver"
+    cp "$tmp/root/boot/config-$kver" "$tmp/config"
+    echo "$kver" > "$tmp/kver"
+    rm -rf "$tmp/root" "$tmp"/*.deb "$tmp/apt.err"
+    touch "$tmp/.complete"
+    rm -rf "$dir"; mv "$tmp" "$dir"
+  fi
+  ln -sfn "$dir" "$CACHE/kernel/current"
+}
+
+# vmlinuz is a bzImage whose payload is XZ (CONFIG_KERNEL_XZ): find the XZ
+# magic and decompress until the result is the ELF vmlinux.
+extract_vmlinux() {
+  local vmlinuz=$1 out=$2 pos
+  for pos in $(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$vmlinuz" | cut -d: -f1); do
+    tail -c+$((pos + 1)) "$vmlinuz" | xz -dc > "$out" 2>/dev/null || true
+    file "$out" | grep -q ELF && return 0
+  done
+  die "could not extract an ELF vmlinux from $vmlinuz"
+}
+
+kernel_dir() { readlink -f "$CACHE/kernel/current"; }
+
+# ------------------------------------------------------------------ qemu ---
+# KVM is not usable on the CI machines (nested virtualization refuses the
+# stock kernel), so this is plain TCG emulation: -cpu max gives the guest the
+# features fentry's trampolines want. -no-reboot + panic=-1 turn a guest
+# panic into a qemu exit; timeout catches hangs. Serial output is cleaned of
+# CRs and terminal escapes, kept in a log and echoed to stdout (meson's
+# test log).
+qemu_run() { # LOG TIMEOUT INITRD [extra qemu args...]
+  local logf=$1 tmo=$2 initrd=$3 rc; shift 3
+  local kdir; kdir=$(kernel_dir)
+  set +e
+  timeout --kill-after=10 "$tmo" qemu-system-x86_64 -accel tcg -cpu max -smp "$VM_SMP" -m "$VM_MEM" \
+    -nographic -no-reboot -nic none \
+    -kernel "$kdir/vmlinux" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 quiet" "$@" </dev/null 2>&1 \
+    | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$logf"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "VMSUITE ERROR: qemu timed out after ${tmo}s (log: $logf)" >&2; return 1
+  elif [ "$rc" != 0 ]; then
+    echo "VMSUITE ERROR: qemu exited with $rc (log: $logf)" >&2; return 1
+  fi
+}
+
+# Write an initramfs (newc cpio, gzip -1: compression ratio does not matter,
+# decompression time under TCG does).
+pack_initramfs() { (cd "$1" && find . | cpio -o -H newc --quiet | gzip -1) > "$2"; }
+
+# Copy an executable and every shared library ldd reports for it (including
+# the dynamic loader at its PT_INTERP path) into an initramfs tree.
+copy_with_libs() { # SRC DEST_IN_TREE TREE
+  local src=$1 dst=$2 tree=$3 lib
+  install -D -m755 "$src" "$tree$dst"
+  if file -L "$src" | grep -q 'dynamically linked'; then
+    ldd "$src" | grep -q 'not found' && { ldd "$src" >&2; die "$src: unresolved shared libraries"; }
+    for lib in $(ldd "$src" | awk '/=>/{print $3} !/=>/ && $1 ~ /^\//{print $1}'); do
+      [ -e "$tree$lib" ] || install -D -m755 "$(readlink -f "$lib")" "$tree$lib"
+    done
+  fi
+}
+
+# ------------------------------------------------------------ fast guest ---
+# A binary at its expected path, else the only file of that name in the
+# build dir (run by hand, without meson's UNLINKD_VM_*_BIN).
+find_built() {
+  local want=$1 found
+  if [ -x "$want" ]; then echo "$want"; return; fi
+  found=$(find "$BUILD_DIR" -name "$(basename "$want")" -type f -perm -u+x -not -path '*/tests/vm/*' 2>/dev/null)
+  [ -n "$found" ] && [ "$(wc -l <<<"$found")" = 1 ] || die "built binary not found: $want (set UNLINKD_VM_TEST_BIN / UNLINKD_VM_DAEMON_BIN)"
+  echo "$found"
+}
+
+# A busybox initramfs is the quickest way to run the test binaries on the
+# stock kernel: ~3 s from qemu start to userspace under TCG.
+build_fast_initramfs() {
+  local t=$WORK/fast-root
+  TEST_BIN=$(find_built "$TEST_BIN"); DAEMON_BIN=$(find_built "$DAEMON_BIN")
+  log "test binary $TEST_BIN, daemon $DAEMON_BIN"
+  rm -rf "$t"; mkdir -p "$t"/{bin,sbin,etc,proc,sys,dev,tmp,run,root}
+  install -m755 /bin/busybox "$t/bin/busybox"
+  copy_with_libs "$TEST_BIN" /bin/unlinkd-integration-tests "$t"
+  copy_with_libs "$DAEMON_BIN" /bin/unlinkd "$t"
+  # glibc (>= 2.34) has nss_files built in; tell it to use files only.
+  # The tests drop to uid/gid 65534 for EACCES checks; adm is the default
+  # reader group.
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$t/etc/passwd"
+  printf 'root:x:0:\nadm:x:4:\nnogroup:x:65534:\n' > "$t/etc/group"
+  printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n' > "$t/etc/nsswitch.conf"
+  install -m755 "$HERE/guest-fast-init.sh" "$t/init"
+  echo "$MODES" > "$t/etc/vmsuite-modes"
+  pack_initramfs "$t" "$WORK/fast-initrd.cpio.gz"
+  log "fast initramfs: $(du -h "$WORK/fast-initrd.cpio.gz" | cut -f1) ($(find "$t" -type f | wc -l) files)"
+}
+
+run_fast_guest() {
+  build_fast_initramfs
+  local rc=0
+  qemu_run "$LOG_FAST" "$FAST_TIMEOUT" "$WORK/fast-initrd.cpio.gz" || rc=1
+  echo "----- fast guest summary ($LOG_FAST)"
+  grep -E '^VMSUITE (BEGIN|END|RESULT|KERNEL)' "$LOG_FAST" || true
+  local m
+  for m in $MODES multimode; do
+    if ! grep -qE "^VMSUITE END mode=$m rc=0( |$)" "$LOG_FAST"; then
+      echo "VMSUITE ERROR: fast guest run mode=$m did not pass: $(grep "^VMSUITE END mode=$m " "$LOG_FAST" || echo 'no END marker (hang, crash or panic?)')" >&2
+      rc=1
+    fi
+  done
+  grep -q 'Kernel panic - not syncing' "$LOG_FAST" && { echo "VMSUITE ERROR: guest kernel panic" >&2; rc=1; }
+  grep -qx 'VMSUITE RESULT PASS' "$LOG_FAST" || { echo "VMSUITE ERROR: no 'VMSUITE RESULT PASS' in fast guest log" >&2; rc=1; }
+  return $rc
+}
+
+# ---------------------------------------------------------------- rootfs ---
+apt_mirror() {
+  if [ -n "${UNLINKD_VM_MIRROR:-}" ]; then echo "$UNLINKD_VM_MIRROR"; return; fi
+  local m
+  m=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$m" ] || m=$(awk '$1=="deb" && $0 !~ /security/ {for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; exit}}' /etc/apt/sources.list 2>/dev/null || true)
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+rootfs_key() { echo "$SUITE $ROOTFS_PACKAGES rev$ROOTFS_RECIPE_REV" | sha256sum | cut -c1-16; }
+
+# The cached rootfs is a plain tar of a debootstrapped tree: restoring it is
+# ~1 s, needs no loop devices, and keeps ownership and device nodes.
+fetch_rootfs() {
+  local key tar tmp mirror
+  key=$(rootfs_key); tar=$CACHE/rootfs/rootfs-$SUITE-$key.tar
+  if [ -f "$tar" ]; then log "rootfs cached: $tar"; ln -sfn "$tar" "$CACHE/rootfs/current.tar"; return; fi
+  mirror=$(apt_mirror)
+  log "debootstrap $SUITE from $mirror (packages: $ROOTFS_PACKAGES)"
+  tmp=$CACHE/rootfs/.tmp.$$; rm -rf "$tmp"; mkdir -p "$tmp"
+  if ! debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$SUITE" "$tmp/tree" "$mirror" >"$tmp/debootstrap.log" 2>&1; then
+    tail -30 "$tmp/debootstrap.log" >&2; tail -30 "$tmp/tree/debootstrap/debootstrap.log" >&2 2>/dev/null || true
+    die "debootstrap failed"
+  fi
+  customize_rootfs "$tmp/tree"
+  tar -C "$tmp/tree" --numeric-owner -cf "$tmp/rootfs.tar" .
+  mv "$tmp/rootfs.tar" "$tar"
+  rm -rf "$tmp"
+  ln -sfn "$tar" "$CACHE/rootfs/current.tar"
+  log "rootfs: $(du -h "$tar" | cut -f1)"
+}
+
+# Things every run needs that do not depend on the build: no login prompts,
+# passwordless root, the harness's units.
+customize_rootfs() {
+  local r=$1
+  chroot "$r" apt-get clean
+  rm -rf "$r"/usr/share/{doc,man,locale,info}/* "$r"/var/lib/apt/lists/*
+  echo unlinkd-vm > "$r/etc/hostname"
+  echo "/dev/vda / ext4 rw,errors=remount-ro 0 1" > "$r/etc/fstab"
+  chroot "$r" passwd -qd root
+  ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
+  rm -f "$r/etc/systemd/system/getty.target.wants/getty@tty1.service"
+}
+
+# ------------------------------------------------------------ full guest ---
+# Per run: unpack the cached rootfs into a staging tree, `meson install` the
+# build into it (as a distribution package would), add kernel modules and the
+# check script, and turn the tree into an ext4 image with mkfs.ext4 -d (no
+# loop mount needed).
+stage_full_rootfs() {
+  local s=$WORK/full-root kdir kver
+  kdir=$(kernel_dir); kver=$(cat "$kdir/kver")
+  rm -rf "$s"; mkdir -p "$s"
+  tar -C "$s" -xf "$CACHE/rootfs/current.tar"
+  cp -a "$kdir/modules/lib/modules" "$s/lib/"
+
+  log "meson install -C $BUILD_DIR into the guest tree"
+  DESTDIR=$s meson install -C "$BUILD_DIR" --no-rebuild --quiet >"$WORK/meson-install.log" 2>&1 \
+    || { cat "$WORK/meson-install.log" >&2; die "meson install failed"; }
+
+  # Where did the daemon land? (/usr/sbin with --prefix=/usr, else /usr/local/sbin)
+  local daemon
+  daemon=$(installed_path unlinkd) || die "the build installs no 'unlinkd' executable"
+  [ -x "$s$daemon" ] || die "installed daemon missing in guest tree: $daemon"
+  log "daemon installed at $daemon"
+  # Fail here, loudly, if the guest lacks a runtime library of the build
+  # (add its package to ROOTFS_PACKAGES).
+  if chroot "$s" ldd "$daemon" | grep 'not found'; then
+    die "guest rootfs lacks shared libraries of $daemon: add their Debian packages to ROOTFS_PACKAGES"
+  fi
+
+  install -D -m755 "$HERE/guest-full-checks.sh" "$s/usr/local/lib/unlinkd-vm/guest-full-checks.sh"
+  cat > "$s/etc/unlinkd-vm.env" <<EOF
+UNLINKD_DAEMON=$daemon
+UNLINKD_VM_MODES="$MODES"
+EOF
+  install_full_units "$s"
+  echo "$kver" > "$s/etc/unlinkd-vm.kver"
+  local size_mb; size_mb=$(( $(du -sm "$s" | cut -f1) + 1024 ))
+  rm -f "$WORK/full.img"; truncate -s "${size_mb}M" "$WORK/full.img"
+  mkfs.ext4 -q -F -L root -d "$s" "$WORK/full.img"
+  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$s"
+}
+
+# Install path of a build target named $1, from meson's introspection data.
+installed_path() {
+  python3 - "$BUILD_DIR" "$1" <<'EOF'
+import json, os, sys
+build, name = sys.argv[1], sys.argv[2]
+with open(os.path.join(build, "meson-info", "intro-installed.json")) as f:
+    inst = json.load(f)
+hits = [dst for dst in inst.values()
+        if os.path.basename(dst) == name and os.path.basename(os.path.dirname(dst)) in ("sbin", "bin")]
+if not hits:
+    sys.exit(1)
+print(sorted(hits)[0])
+EOF
+}
+
+# The check script must not run inside the boot transaction (waiting there
+# for is-system-running deadlocks): a oneshot unit hands it to systemd-run
+# --no-block. If boot falls into emergency/rescue mode, say so on the console
+# and power off instead of waiting for the host timeout.
+install_full_units() {
+  local r=$1 u=$1/etc/systemd/system
+  cat > "$u/unlinkd-vm.service" <<'EOF'
+[Unit]
+Description=unlinkd VM suite: start guest-full-checks.sh outside the boot transaction
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/systemd-run --no-block --unit=unlinkd-vm-checks --collect \
+  --property=FailureAction=poweroff-force \
+  /usr/local/lib/unlinkd-vm/guest-full-checks.sh
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  ln -sf ../unlinkd-vm.service "$u/multi-user.target.wants/unlinkd-vm.service"
+  local t
+  for t in emergency rescue; do
+    mkdir -p "$u/$t.service.d"
+    cat > "$u/$t.service.d/unlinkd-vm.conf" <<EOF
+[Service]
+ExecStart=
+ExecStart=/bin/sh -c 'echo "VMFULL RESULT FAIL ($t mode reached during boot)" > /dev/console; systemctl status --failed --no-pager > /dev/console 2>&1; sync; /bin/systemctl poweroff -f'
+EOF
+  done
+}
+
+# busybox initramfs that loads virtio-blk + ext4, mounts /dev/vda and
+# switch_roots into systemd.
+build_full_initramfs() {
+  local t=$WORK/full-initrd kdir kver m
+  kdir=$(kernel_dir); kver=$(cat "$kdir/kver")
+  rm -rf "$t"; mkdir -p "$t"/{bin,proc,sys,dev,newroot,lib/modules}
+  install -m755 /bin/busybox "$t/bin/busybox"
+  : > "$t/lib/modules/order"
+  for m in $INITRD_MODULES; do
+    cp "$kdir/modules/lib/modules/$kver/kernel/$m.ko" "$t/lib/modules/"
+    basename "$m" >> "$t/lib/modules/order"
+  done
+  cat > "$t/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || echo "INITRD: insmod $m failed"; done
+i=0; while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+mount -t ext4 -o rw /dev/vda /newroot || { echo "VMFULL RESULT FAIL (initramfs could not mount /dev/vda)"; poweroff -f; }
+umount /proc /sys; mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init "$@"
+EOF
+  chmod +x "$t/init"
+  pack_initramfs "$t" "$WORK/full-initrd.cpio.gz"
+}
+
+run_full_guest() {
+  local rc=0 t0; t0=$(now_ms)
+  stage_full_rootfs
+  build_full_initramfs
+  log "full guest image staged in $(( ($(now_ms) - t0) / 1000 ))s; booting"
+  qemu_run "$LOG_FULL" "$FULL_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
+    -drive "file=$WORK/full.img,if=virtio,format=raw,cache=unsafe" || rc=1
+  echo "----- full guest summary ($LOG_FULL)"
+  grep -E '^VMFULL (CHECK|RESULT|SKIP)' "$LOG_FULL" || true
+  grep -q '^VMFULL CHECK FAIL' "$LOG_FULL" && rc=1
+  grep -q 'Kernel panic - not syncing' "$LOG_FULL" && { echo "VMSUITE ERROR: guest kernel panic" >&2; rc=1; }
+  grep -qx 'VMFULL RESULT PASS' "$LOG_FULL" || { echo "VMSUITE ERROR: no 'VMFULL RESULT PASS' in full guest log" >&2; rc=1; }
+  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -f "$WORK/full.img"
+  return $rc
+}
+
+# ------------------------------------------------------------------ main ---
+main() {
+  local t0 rc=0 s
+  t0=$(now_ms)
+  check_host
+  log "build dir $BUILD_DIR, source dir $SOURCE_DIR, cache $CACHE, steps: $STEPS"
+  step kernel with_cache_lock fetch_kernel || rc=1
+  if [ $rc = 0 ]; then
+    for s in $STEPS; do
+      case $s in
+        fast) step fast-guest run_fast_guest || rc=1 ;;
+        full) step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest || rc=1 ;;
+        kernel) ;;  # always done first
+        *) die "unknown step '$s' in UNLINKD_VM_STEPS" ;;
+      esac
+    done
+  fi
+  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$WORK"
+  echo "VMSUITE TIMINGS ${TIMINGS[*]} total=$(awk -v ms=$(( $(now_ms) - t0 )) 'BEGIN{printf "%.1f", ms/1000}')s"
+  if [ $rc = 0 ]; then echo "VMSUITE OVERALL PASS"; else echo "VMSUITE OVERALL FAIL (logs: $OUT)"; fi
+  return $rc
+}
+
+main "$@"
