@@ -27,6 +27,23 @@ int drain_while(EngineUnderTest& t, pid_t pid)
     return code;
 }
 
+// A storm of `n` deletes by `comm` (which the engine's filter selects) must
+// add exactly `n` to the totals and to the storm process, and every event
+// not delivered must be accounted for as lost.
+void check_exact_storm(EngineUnderTest& t, const Scratch& s, const std::string& comm, unsigned n)
+{
+    auto before = t.engine->totals();
+    pid_t pid = start_storm(s.dir(), comm, n, 2);
+    REQUIRE(drain_while(t, pid) == 0);
+    auto after = t.engine->totals();
+    CHECK(after.deletes - before.deletes == n);
+    CHECK(after.failures - before.failures == 0);
+    CHECK(t.process(pid).deletes == n);
+    auto delivered = t.collector.for_pid(pid).size();
+    CHECK(delivered <= n);
+    CHECK(delivered + (after.lost_events - before.lost_events) >= n);
+}
+
 // A maps-only setup for mechanisms below the engine: attachments made and
 // dropped by the test itself.
 struct BareMaps {
@@ -102,16 +119,7 @@ TEST_CASE("the same mode attached twice counts every deletion once", "[storm][ex
             auto t = start_engine(mode, {"comm=ulk-twice"});
             auto second = ModeAttachment::make(t->engine->maps(), mode);
             REQUIRE(second.ok());
-            auto before = t->engine->totals();
-            constexpr unsigned n = 20000;
-            pid_t pid = start_storm(s.dir(), "ulk-twice", n, 2);
-            REQUIRE(drain_while(*t, pid) == 0);
-            auto after = t->engine->totals();
-            CHECK(after.deletes - before.deletes == n);
-            CHECK(t->process(pid).deletes == n);
-            auto delivered = t->collector.for_pid(pid).size();
-            CHECK(delivered <= n);
-            CHECK(delivered + (after.lost_events - before.lost_events) >= n);
+            check_exact_storm(*t, s, "ulk-twice", 20000);
         }
     }
 }
@@ -128,13 +136,7 @@ TEST_CASE("two different modes attached at once count every deletion once", "[mu
                 auto t = start_engine(modes[i], {"comm=ulk-pair"});
                 auto other = ModeAttachment::make(t->engine->maps(), modes[j]);
                 REQUIRE(other.ok());
-                auto before = t->engine->totals();
-                constexpr unsigned n = 20000;
-                pid_t pid = start_storm(s.dir(), "ulk-pair", n, 2);
-                REQUIRE(drain_while(*t, pid) == 0);
-                auto after = t->engine->totals();
-                CHECK(after.deletes - before.deletes == n);
-                CHECK(t->process(pid).deletes == n);
+                check_exact_storm(*t, s, "ulk-pair", 20000);
             }
         }
     }
@@ -147,11 +149,7 @@ TEST_CASE("two different modes attached at once count every deletion once", "[mu
             auto c = ModeAttachment::make(t->engine->maps(), modes[2]);
             REQUIRE(b.ok());
             REQUIRE(c.ok());
-            auto before = t->engine->totals();
-            constexpr unsigned n = 20000;
-            pid_t pid = start_storm(s.dir(), "ulk-three", n, 2);
-            REQUIRE(drain_while(*t, pid) == 0);
-            CHECK(t->engine->totals().deletes - before.deletes == n);
+            check_exact_storm(*t, s, "ulk-three", 20000);
         }
     }
 }
