@@ -138,6 +138,11 @@ int main(int argc, char** argv)
     }
     if (options->list_modes)
         return list_modes(options->json);
+    if (options->config_path || options->bus_address) {
+        spdlog::error("--config and --bus-address are not supported by this build yet (configuration "
+                      "files and D-Bus come with later releases)");
+        return exit_usage;
+    }
     if (!options->foreground) {
         spdlog::error("only --foreground is available in this build: journald publishing is not built yet");
         return exit_usage;

@@ -2,11 +2,14 @@
 #include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -74,7 +77,8 @@ struct Running {
     }
 };
 
-Running start_daemon(const std::vector<std::string>& args, uid_t uid = 0)
+Running start_daemon(const std::vector<std::string>& args, uid_t uid = 0,
+                     const std::function<void()>& before_exec = {})
 {
     int out[2], err[2];
     REQUIRE(pipe(out) == 0);
@@ -85,6 +89,8 @@ Running start_daemon(const std::vector<std::string>& args, uid_t uid = 0)
     if (pid == 0) {
         dup2(out[1], 1);
         dup2(err[1], 2);
+        if (before_exec)
+            before_exec();
         if (uid && (setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
             _exit(99);
         std::vector<char*> argv{const_cast<char*>(bin.c_str())};
@@ -272,4 +278,33 @@ TEST_CASE("auto picks the first mode that loads and says why the others do not",
         // A mode not expected here must come with its reason.
         CHECK_THAT(d.stderr_text, Catch::Contains(std::string(mode_name(m)) + ": "));
     }
+}
+
+TEST_CASE("without tracefs mounted the daemon mounts it and tracepoints still attach", "[cli]")
+{
+    // In a private mount namespace, so the host keeps its tracefs.
+    auto d = start_daemon({"--list-modes", "--json"}, 0, []() {
+        if (unshare(CLONE_NEWNS) || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr))
+            _exit(97);
+        umount2("/sys/kernel/tracing", MNT_DETACH);  // may not be mounted: fine
+        umount2("/sys/kernel/debug/tracing", MNT_DETACH);
+    });
+    REQUIRE(d.stop(0) == 0);
+    CHECK_THAT(d.stderr_text, Catch::Contains("mounted tracefs on /sys/kernel/tracing"));
+    auto lines = json_lines(d.stdout_text);
+    REQUIRE(lines.size() == 1);
+    bool tracepoint_ok = false;
+    for (const auto& m : lines[0])
+        tracepoint_ok |= m["mode"] == "tracepoint" && m["supported"] == true;
+    CHECK(tracepoint_ok);
+}
+
+TEST_CASE("options of parts not built yet are refused, not ignored", "[cli]")
+{
+    auto d = start_daemon({"--foreground", "--config=/etc/unlinkd/unlinkd.json"});
+    CHECK(d.stop(0) == 2);
+    CHECK_THAT(d.stderr_text, Catch::Contains("not supported by this build yet"));
+    auto nf = start_daemon({});
+    CHECK(nf.stop(0) == 2);
+    CHECK_THAT(nf.stderr_text, Catch::Contains("--foreground"));
 }
