@@ -148,6 +148,14 @@ int main(int argc, char** argv)
         return exit_usage;
     }
 
+    // Blocked before anything is attached: a SIGTERM that comes while the
+    // engine starts waits for the loop and detaches cleanly.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGUSR1})
+        sigaddset(&mask, sig);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+
     EngineOptions engine_options;
     engine_options.mode = options->mode.value_or(RequestedMode{});
     engine_options.filters = options->filters;
@@ -174,12 +182,6 @@ int main(int argc, char** argv)
     ConsoleSink sink(options->json);
     e.set_sink(&sink);
     Daemon d{&e, options->json};
-
-    sigset_t mask;
-    sigemptyset(&mask);
-    for (int sig : {SIGTERM, SIGINT, SIGUSR1})
-        sigaddset(&mask, sig);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
 
     sd_event* loop = nullptr;
     if (int r = sd_event_default(&loop); r < 0) {
