@@ -509,7 +509,7 @@ static long path_rule_step(__u32 i, struct path_rule_ctx *c)
 
 /* ---- entry and exit ---- */
 
-static __always_inline void stream_entry(struct scratch *s, struct task_struct *task,
+static __always_inline int stream_entry(struct scratch *s, struct task_struct *task,
 					 const struct unlinkd_config *cfg, enum unlinkd_mode mode,
 					 __u32 ktid, __u64 start_ns, __u32 given_len)
 {
@@ -550,16 +550,22 @@ static __always_inline void stream_entry(struct scratch *s, struct task_struct *
 
 	size = sizeof(s->rec) + ((given_len + path_len + cg_len) & 16383);
 	if (bpf_ringbuf_output(&events, &s->rec, size, 0)) {
-		struct unlinkd_inflight *fl = bpf_map_lookup_elem(&inflight, &ktid);
-
-		if (fl)
-			fl->streamed = 0;
 		if (t)
 			bump(&t->ringbuf_drops);
-		return;
+		return -1;
 	}
 	if (t)
 		bump(&t->events_streamed);
+	return 0;
+}
+
+/* Whether the absolute path in s->path passes the path rules of `gen`. */
+static __always_inline bool path_passes(struct scratch *s, __u32 gen, const struct unlinkd_filter_meta *meta)
+{
+	struct path_rule_ctx pc = { .hash = UNLINKD_FNV_OFFSET, .generation = gen };
+
+	bpf_loop(UNLINKD_PATH_MAX, path_rule_step, &pc, 0);
+	return passes(pc.hits, UNLINKD_FILTER_PATH, meta);
 }
 
 /* do_unlinkat starts: decide (filters), claim the call (inflight), and
@@ -574,7 +580,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	struct unlinkd_config *cfg;
 	struct unlinkd_inflight fl = {};
 	struct scratch *s = NULL;
-	bool stream, have_path = false;
+	bool stream, need_name, deferred = false;
 	long err;
 
 	if (bpf_map_lookup_elem(&inflight, &ktid))
@@ -588,7 +594,8 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 		return;
 	used = meta->include_fields | meta->exclude_fields;
 	stream = cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS;
-	if (stream || (used & ((1u << UNLINKD_FILTER_UNIT) | (1u << UNLINKD_FILTER_PATH)))) {
+	need_name = stream || (used & (1u << UNLINKD_FILTER_PATH));
+	if (need_name || (used & (1u << UNLINKD_FILTER_UNIT))) {
 		s = get_scratch();
 		if (!s)
 			return;
@@ -627,20 +634,21 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 			if (!passes(uc.hits, UNLINKD_FILTER_UNIT, meta))
 				return;
 		}
-		if (s && (used & (1u << UNLINKD_FILTER_PATH))) {
-			struct path_rule_ctx pc = { .hash = UNLINKD_FNV_OFFSET, .generation = gen };
-
-			given_len = build_path(s, task, dfd, name, user);
-			have_path = true;
-			bpf_loop(UNLINKD_PATH_MAX, path_rule_step, &pc, 0);
-			if (!passes(pc.hits, UNLINKD_FILTER_PATH, meta))
-				return;
-		}
+	}
+	if (s && need_name) {
+		given_len = build_path(s, task, dfd, name, user);
+		if (user && (s->flags & UNLINKD_EVENT_NAME_TRUNCATED))
+			deferred = true; /* not faulted in yet: the exit reads it */
+		else if ((used & (1u << UNLINKD_FILTER_PATH)) && !path_passes(s, cfg->filter_generation, meta))
+			return;
 	}
 
 	fl.start_ns = bpf_ktime_get_ns();
 	fl.mode = mode;
-	fl.streamed = stream;
+	fl.streamed = stream && !deferred;
+	fl.deferred = deferred;
+	fl.dfd = dfd;
+	fl.name_ptr = (__u64)name;
 	err = bpf_map_update_elem(&inflight, &ktid, &fl, BPF_NOEXIST);
 	if (err) {
 		struct unlinkd_totals *t = get_totals();
@@ -649,11 +657,14 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 			bump(&t->inflight_overflows);
 		return;
 	}
-	if (!stream || !s)
+	if (!fl.streamed || !s)
 		return;
-	if (!have_path)
-		given_len = build_path(s, task, dfd, name, user);
-	stream_entry(s, task, cfg, mode, ktid, fl.start_ns, given_len);
+	if (stream_entry(s, task, cfg, mode, ktid, fl.start_ns, given_len)) {
+		struct unlinkd_inflight *mine = bpf_map_lookup_elem(&inflight, &ktid);
+
+		if (mine)
+			mine->streamed = 0;
+	}
 }
 
 static __always_inline void count_process(__u64 id, int result, struct unlinkd_totals *t)
@@ -691,21 +702,52 @@ static __always_inline void count_process(__u64 id, int result, struct unlinkd_t
 	p->last_ns = now;
 }
 
+/* The part of on_entry that needed the user-space name, done at exit for a
+ * deferred entry. Returns false when the path filter drops the deletion. */
+static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 ktid, bool *streamed)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct unlinkd_filter_meta *meta;
+	struct unlinkd_config *cfg;
+	struct scratch *s = get_scratch();
+	__u32 zero = 0, slot, given_len;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !s)
+		return true;
+	slot = cfg->filter_generation % UNLINKD_FILTER_SLOTS;
+	meta = bpf_map_lookup_elem(&filter_meta, &slot);
+	if (!meta)
+		return true;
+	s->flags = 0;
+	s->cg_depth = 0;
+	given_len = build_path(s, task, fl->dfd, (const void *)fl->name_ptr, true);
+	if (((meta->include_fields | meta->exclude_fields) & (1u << UNLINKD_FILTER_PATH)) &&
+	    !path_passes(s, cfg->filter_generation, meta))
+		return false;
+	if (cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS)
+		*streamed = !stream_entry(s, task, cfg, fl->mode, ktid, fl->start_ns, given_len);
+	return true;
+}
+
 /* do_unlinkat returns: whoever deletes the inflight entry counts. */
 static __always_inline void on_exit(int result)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 ktid = (__u32)id;
-	struct unlinkd_inflight *fl = bpf_map_lookup_elem(&inflight, &ktid);
+	struct unlinkd_inflight *entry = bpf_map_lookup_elem(&inflight, &ktid);
+	struct unlinkd_inflight fl;
 	struct unlinkd_totals *t;
-	__u8 streamed, mode;
+	bool streamed;
 
-	if (!fl)
+	if (!entry)
 		return;
-	streamed = fl->streamed;
-	mode = fl->mode;
+	fl = *entry;
 	if (bpf_map_delete_elem(&inflight, &ktid))
 		return; /* another attached mode counted it */
+	streamed = fl.streamed;
+	if (fl.deferred && !late_entry(&fl, ktid, &streamed))
+		return;
 	t = get_totals();
 	if (!t)
 		return;
@@ -714,7 +756,7 @@ static __always_inline void on_exit(int result)
 	if (streamed) {
 		struct unlinkd_exit_record rec = {
 			.kind = UNLINKD_RECORD_EXIT,
-			.mode = mode,
+			.mode = fl.mode,
 			.kernel_tid = ktid,
 			.result = result,
 		};

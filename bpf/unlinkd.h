@@ -53,7 +53,14 @@ struct unlinkd_inflight {
 	__u64 start_ns;
 	__u8 mode;     /* enum unlinkd_mode of the entry program that won */
 	__u8 streamed; /* an entry record went to the ring buffer */
-	__u8 pad[6];
+	/* Tracepoint mode only: the user-space name could not be read at
+	 * syscall entry (its page was not faulted in yet; the kernel faults it
+	 * in while copying it), so path filters and the entry record are done
+	 * at exit from name_ptr and dfd. */
+	__u8 deferred;
+	__u8 pad;
+	__s32 dfd;
+	__u64 name_ptr;
 };
 
 /* Per-process aggregate key: a pid is reused, (tgid, start time) is not. */

@@ -2,6 +2,7 @@
 // every mode listed in UNLINKD_TEST_MODES.
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -209,6 +210,41 @@ TEST_CASE("counting without streaming needs no ring buffer and stays exact", "[c
             auto after = t->engine->totals();
             CHECK(after.events_streamed == before.events_streamed);
             CHECK(after.deletes - before.deletes >= 10);
+        }
+    }
+}
+
+TEST_CASE("a name whose page is not faulted in yet is still reported", "[counts]")
+{
+    // The name lives in a file mapping nobody touched: at syscall entry its
+    // page is not present, so tracepoint mode cannot read it there and must
+    // read it at exit, after the kernel faulted it in.
+    for (Mode mode : test_modes()) {
+        DYNAMIC_SECTION("mode " << mode_name(mode))
+        {
+            Scratch s;
+            s.create("lazy-victim");
+            std::string name = s.path("lazy-victim");
+            std::string holder = s.path("name-holder");
+            {
+                std::ofstream out(holder);
+                out << name << '\0';
+            }
+            auto t = start_engine(mode, {"path=" + s.dir()});
+            pid_t pid = run_child({"ulk-lazy"}, [&]() {
+                int fd = open(holder.c_str(), O_RDONLY);
+                void* p = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (fd < 0 || p == MAP_FAILED)
+                    return 1;
+                return unlink(static_cast<const char*>(p)) ? 2 : 0;
+            });
+            REQUIRE(t->drain_until([&]() { return !t->collector.for_pid(pid).empty(); }));
+            auto ev = t->collector.for_pid(pid);
+            REQUIRE(ev.size() == 1);
+            CHECK(ev[0].path == name);
+            CHECK(ev[0].path_as_given == name);
+            CHECK(ev[0].result == 0);
+            CHECK(t->process(pid).deletes == 1);
         }
     }
 }
