@@ -19,6 +19,11 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Set by user space before each load: every attachment (one load of this
+ * object for one mode) has its own id, kept in the inflight entries it
+ * claims, so a replaced attachment can be drained before it is detached. */
+const volatile __u32 attachment_id = 0;
+
 #define AT_FDCWD -100
 #define EEXIST 17
 
@@ -586,8 +591,8 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	if (bpf_map_lookup_elem(&inflight, &ktid))
 		return; /* another attached mode saw this call first */
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return;
+	if (!cfg || cfg->retiring_attachment == attachment_id)
+		return; /* being replaced: the new attachment claims the call */
 	slot = cfg->filter_generation % UNLINKD_FILTER_SLOTS;
 	meta = bpf_map_lookup_elem(&filter_meta, &slot);
 	if (!meta)
@@ -645,6 +650,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 
 	fl.start_ns = bpf_ktime_get_ns();
 	fl.mode = mode;
+	fl.attachment = attachment_id;
 	fl.streamed = stream && !deferred;
 	fl.deferred = deferred;
 	fl.dfd = dfd;

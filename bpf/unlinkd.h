@@ -51,16 +51,17 @@ enum unlinkd_op {
  * handler that deletes it is the one that counts. */
 struct unlinkd_inflight {
 	__u64 start_ns;
-	__u8 mode;     /* enum unlinkd_mode of the entry program that won */
-	__u8 streamed; /* an entry record went to the ring buffer */
 	/* Tracepoint mode only: the user-space name could not be read at
 	 * syscall entry (its page was not faulted in yet; the kernel faults it
 	 * in while copying it), so path filters and the entry record are done
 	 * at exit from name_ptr and dfd. */
-	__u8 deferred;
-	__u8 pad;
-	__s32 dfd;
 	__u64 name_ptr;
+	__s32 dfd;
+	__u32 attachment; /* id of the attachment whose entry program claimed it */
+	__u8 mode;        /* enum unlinkd_mode of that attachment */
+	__u8 streamed;    /* an entry record went to the ring buffer */
+	__u8 deferred;    /* see name_ptr */
+	__u8 pad[5];
 };
 
 /* Per-process aggregate key: a pid is reused, (tgid, start time) is not. */
@@ -146,7 +147,9 @@ struct unlinkd_config {
 	/* The daemon's pid namespace: pids are reported as seen from it. */
 	__u64 pidns_ino;
 	__u32 pidns_level; /* 0: the initial namespace, kernel pids are used as they are */
-	__u32 pad;
+	/* An attachment being replaced: its entry programs stop claiming calls,
+	 * so the calls it claimed can finish before it is detached (0: none). */
+	__u32 retiring_attachment;
 };
 
 /* Ring buffer records. A deletion streams an entry record (names, read when

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -234,6 +235,22 @@ std::uint64_t BpfMaps::count_processes() const
     return n;
 }
 
+std::size_t BpfMaps::inflight_claimed_by(std::uint32_t attachment_id) const
+{
+    int fd = bpf_map__fd(skel_->maps.inflight);
+    std::uint32_t key = 0, next = 0;
+    const void* prev = nullptr;
+    std::size_t n = 0;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        unlinkd_inflight v{};
+        if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.attachment == attachment_id)
+            ++n;
+        key = next;
+        prev = &key;
+    }
+    return n;
+}
+
 Status BpfMaps::reset_counts()
 {
     int fd = bpf_map__fd(skel_->maps.processes);
@@ -258,11 +275,15 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
         int err = errno;
         return Error{err, explain_unavailable(mode, ProbeStage::open, err)};
     }
-    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode));
+    static std::uint32_t last_id = 0;
+    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, ++last_id));
+    skel->rodata->attachment_id = self->id_;
 
     bpf_map* map;
     bpf_object__for_each_map(map, skel->obj)
     {
+        if (bpf_map__is_internal(map))
+            continue;  // .rodata: this attachment's own id
         int fd = maps.fd(bpf_map__name(map));
         if (fd < 0 || bpf_map__reuse_fd(map, fd)) {
             int err = fd < 0 ? ENOENT : errno;
@@ -302,6 +323,29 @@ ModeAttachment::~ModeAttachment()
     for (auto* l : exit_links_)
         bpf_link__destroy(l);
     unlinkd_bpf__destroy(skel_);
+}
+
+std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next,
+                      std::chrono::milliseconds timeout)
+{
+    unlinkd_config config = maps.read_config();
+    config.retiring_attachment = current->id();
+    if (auto s = maps.write_config(config); !s)
+        spdlog::warn("{}", s.error().message);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::size_t running;
+    while ((running = maps.inflight_claimed_by(current->id())) > 0 && std::chrono::steady_clock::now() < deadline)
+        usleep(200);
+    if (running)
+        spdlog::warn("{} deletions claimed by the old {} attachment were still running after {} ms; detaching it "
+                     "anyway (their results may not be counted)",
+                     running, mode_name(current->mode()), timeout.count());
+    current = std::move(next);  // the old attachment detaches here
+    config = maps.read_config();
+    config.retiring_attachment = 0;
+    if (auto s = maps.write_config(config); !s)
+        spdlog::warn("{}", s.error().message);
+    return running;
 }
 
 ModeStatus probe_mode(const BpfMaps& maps, Mode mode)

@@ -6,6 +6,7 @@
 // swapped without ever losing the counts.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,6 +52,8 @@ public:
     std::vector<unlinkd_totals> read_totals_per_cpu() const;
     std::vector<std::pair<unlinkd_process_key, unlinkd_process>> read_processes() const;
     std::uint64_t count_processes() const;
+    // Threads inside do_unlinkat whose call `attachment_id` claimed.
+    std::size_t inflight_claimed_by(std::uint32_t attachment_id) const;
     // Clears the per-process map and the totals.
     Status reset_counts();
 
@@ -71,14 +74,26 @@ public:
     ModeAttachment& operator=(const ModeAttachment&) = delete;
 
     Mode mode() const { return mode_; }
+    std::uint32_t id() const { return id_; }
 
 private:
-    ModeAttachment(unlinkd_bpf* skel, Mode mode) : skel_(skel), mode_(mode) {}
+    ModeAttachment(unlinkd_bpf* skel, Mode mode, std::uint32_t id) : skel_(skel), mode_(mode), id_(id) {}
     unlinkd_bpf* skel_;
     Mode mode_;
+    std::uint32_t id_;
     std::vector<bpf_link*> entry_links_;
     std::vector<bpf_link*> exit_links_;
 };
+
+// Replaces `current` by `next`, which is already attached, losing and
+// doubling nothing: `current` stops claiming new calls (`next` claims them),
+// the calls it claimed finish (for at most `timeout`), and only then is it
+// detached. Waiting matters: when a trampoline image is replaced, the kernel
+// skips its fexit programs for calls still inside (bpf_tramp_image_put), and
+// a kretprobe or syscall-exit program of a detached mode never runs.
+// Returns how many claimed calls were still running at the timeout.
+std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(1));
 
 // Really loads and attaches `mode`, then detaches it: the kernel decides.
 ModeStatus probe_mode(const BpfMaps& maps, Mode mode);

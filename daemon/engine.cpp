@@ -135,7 +135,7 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
         }
         status = ModeStatus{m, true, 0, {}};
         Mode old = attached_->mode();
-        attached_ = std::move(*a);  // the new mode is attached; now the old one goes
+        hand_over(*maps_, attached_, std::move(*a));
         requested_ = requested;
         spdlog::info("attach mode {} -> {}", mode_name(old), mode_name(m));
         return m;

@@ -174,7 +174,7 @@ TEST_CASE("switching attachments in the middle of a storm loses and doubles noth
         auto t0 = Clock::now();
         auto fresh = ModeAttachment::make(*bare.maps, modes[next]);
         REQUIRE(fresh.ok());
-        attached = std::move(*fresh);  // the old one detaches here, after the new one attached
+        CHECK(hand_over(*bare.maps, attached, std::move(*fresh)) == 0);
         worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
         ++switches;
         next = (next + 1) % modes.size();

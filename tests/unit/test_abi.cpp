@@ -7,8 +7,9 @@
 
 #include "unlinkd.h"
 
-static_assert(sizeof(unlinkd_inflight) == 24);
-static_assert(offsetof(unlinkd_inflight, name_ptr) == 16);
+static_assert(sizeof(unlinkd_inflight) == 32);
+static_assert(offsetof(unlinkd_inflight, attachment) == 20);
+static_assert(offsetof(unlinkd_config, retiring_attachment) == 20);
 static_assert(sizeof(unlinkd_process_key) == 16);
 static_assert(offsetof(unlinkd_process_key, start_ns) == 8);
 static_assert(sizeof(unlinkd_process) == 64);
