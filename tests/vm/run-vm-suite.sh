@@ -26,6 +26,8 @@
 #                           BUILD_DIR/daemon/unlinkd, found the same way)
 #   UNLINKD_VM_FAST_TIMEOUT / UNLINKD_VM_FULL_TIMEOUT   seconds per qemu run
 #   UNLINKD_VM_MEM, UNLINKD_VM_SMP                       guest size
+#   UNLINKD_VM_TEST_FILTER  Catch2 test spec of the per-mode runs (default
+#                           "~[multimode]"; e.g. "[switch]" to debug one test)
 #   UNLINKD_VM_KEEP=1       keep the per-run work dir (images, staging trees)
 #   UNLINKD_VM_MIRROR       Debian mirror (default: from the host's apt sources)
 set -euo pipefail
@@ -41,6 +43,7 @@ TEST_BIN=${UNLINKD_VM_TEST_BIN:-$BUILD_DIR/tests/integration/unlinkd-integration
 DAEMON_BIN=${UNLINKD_VM_DAEMON_BIN:-$BUILD_DIR/daemon/unlinkd}
 FAST_TIMEOUT=${UNLINKD_VM_FAST_TIMEOUT:-900}
 FULL_TIMEOUT=${UNLINKD_VM_FULL_TIMEOUT:-600}
+TEST_FILTER=${UNLINKD_VM_TEST_FILTER:-~[multimode]}   # Catch2 test spec of the per-mode runs
 VM_MEM=${UNLINKD_VM_MEM:-2G}
 VM_SMP=${UNLINKD_VM_SMP:-2}
 SUITE=bookworm
@@ -160,17 +163,21 @@ kernel_dir() { readlink -f "$CACHE/kernel/current"; }
 # KVM is not usable on the CI machines (nested virtualization refuses the
 # stock kernel), so this is plain TCG emulation: -cpu max gives the guest the
 # features fentry's trampolines want. -no-reboot + panic=-1 turn a guest
-# panic into a qemu exit; timeout catches hangs. Serial output is cleaned of
+# panic into a qemu exit; softlockup_panic=1 turns a CPU stuck in the kernel
+# for 20 s (seen with a livelocked BPF attach loop) into a panic instead of
+# a wait for the timeout; timeout catches the other hangs. Serial output is cleaned of
 # CRs and terminal escapes, kept in a log and echoed to stdout (meson's
 # test log).
 qemu_run() { # LOG TIMEOUT INITRD [extra qemu args...]
   local logf=$1 tmo=$2 initrd=$3 rc; shift 3
   local kdir; kdir=$(kernel_dir)
   set +e
-  timeout --kill-after=10 "$tmo" qemu-system-x86_64 -accel tcg -cpu max -smp "$VM_SMP" -m "$VM_MEM" \
+  # --foreground keeps qemu in our process group, so a test runner that
+  # kills the group on its own timeout also ends qemu.
+  timeout --foreground --kill-after=10 "$tmo" qemu-system-x86_64 -accel tcg -cpu max -smp "$VM_SMP" -m "$VM_MEM" \
     -nographic -no-reboot -nic none \
     -kernel "$kdir/vmlinux" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 quiet" "$@" </dev/null 2>&1 \
+    -append "console=ttyS0 panic=-1 softlockup_panic=1 quiet" "$@" </dev/null 2>&1 \
     | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$logf"
   rc=${PIPESTATUS[0]}
   set -e
@@ -227,6 +234,7 @@ build_fast_initramfs() {
   printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n' > "$t/etc/nsswitch.conf"
   install -m755 "$HERE/guest-fast-init.sh" "$t/init"
   echo "$MODES" > "$t/etc/vmsuite-modes"
+  printf '%s\n' "$TEST_FILTER" > "$t/etc/vmsuite-filter"
   pack_initramfs "$t" "$WORK/fast-initrd.cpio.gz"
   log "fast initramfs: $(du -h "$WORK/fast-initrd.cpio.gz" | cut -f1) ($(find "$t" -type f | wc -l) files)"
 }
