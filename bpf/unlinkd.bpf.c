@@ -23,6 +23,9 @@ char LICENSE[] SEC("license") = "GPL";
  * object for one mode) has its own id, kept in the inflight entries it
  * claims, so a replaced attachment can be drained before it is detached. */
 const volatile __u32 attachment_id = 0;
+/* False for a load that only tries whether a mode works: it must not claim
+ * calls, since detaching it right after would lose their exits. */
+const volatile bool claims_calls = true;
 
 #define AT_FDCWD -100
 #define EEXIST 17
@@ -588,8 +591,24 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	bool stream, need_name, deferred = false;
 	long err;
 
-	if (bpf_map_lookup_elem(&inflight, &ktid))
-		return; /* another attached mode saw this call first */
+	struct unlinkd_inflight *claimed;
+
+	if (!claims_calls)
+		return;
+	claimed = bpf_map_lookup_elem(&inflight, &ktid);
+	if (claimed) {
+		struct unlinkd_totals *t;
+
+		if (claimed->attachment != attachment_id)
+			return; /* another attached mode saw this call first */
+		/* Our own claim of an earlier call of this thread: its exit
+		 * never ran. Count it as lost and claim this call. */
+		if (bpf_map_delete_elem(&inflight, &ktid))
+			return;
+		t = get_totals();
+		if (t)
+			bump(&t->lost_exits);
+	}
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || cfg->retiring_attachment == attachment_id)
 		return; /* being replaced: the new attachment claims the call */

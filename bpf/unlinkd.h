@@ -90,6 +90,11 @@ struct unlinkd_totals {
 	__u64 ringbuf_drops;      /* records that did not fit in the ring buffer */
 	__u64 inflight_overflows; /* deletions not tracked because the inflight map was full */
 	__u64 events_streamed;    /* entry records written */
+	/* Calls whose exit program never ran (the kernel skips the fexit
+	 * programs of a replaced trampoline image for calls inside it, e.g.
+	 * when another tool attaches to do_unlinkat): found when the same
+	 * attachment sees the thread's next call. Counted here, result unknown. */
+	__u64 lost_exits;
 };
 
 /* Filters. Rules live in a hash keyed by (generation, field, value); the

@@ -15,6 +15,7 @@ Totals sum_totals(const std::vector<unlinkd_totals>& per_cpu, std::uint64_t trac
         t.lost_events += c.ringbuf_drops;
         t.inflight_overflows += c.inflight_overflows;
         t.events_streamed += c.events_streamed;
+        t.lost_exits += c.lost_exits;
     }
     t.tracked_processes = tracked_processes;
     t.evicted_processes = t.new_processes > tracked_processes ? t.new_processes - tracked_processes : 0;

@@ -268,7 +268,7 @@ Status BpfMaps::reset_counts()
 
 // ---- ModeAttachment ----
 
-Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps, Mode mode)
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps, Mode mode, bool claims_calls)
 {
     unlinkd_bpf* skel = unlinkd_bpf__open();
     if (!skel) {
@@ -278,6 +278,7 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
     static std::uint32_t last_id = 0;
     std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, ++last_id));
     skel->rodata->attachment_id = self->id_;
+    skel->rodata->claims_calls = claims_calls;
 
     bpf_map* map;
     bpf_object__for_each_map(map, skel->obj)
@@ -350,7 +351,7 @@ std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, s
 
 ModeStatus probe_mode(const BpfMaps& maps, Mode mode)
 {
-    auto a = ModeAttachment::make(maps, mode);
+    auto a = ModeAttachment::make(maps, mode, false);
     if (a)
         return ModeStatus{mode, true, 0, {}};
     return ModeStatus{mode, false, a.error().code, a.error().message};

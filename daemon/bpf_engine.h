@@ -66,7 +66,9 @@ class ModeAttachment {
 public:
     // Loads the mode's programs against `maps` and attaches them, exit
     // programs before entry programs so no call is entered unseen.
-    static Result<std::unique_ptr<ModeAttachment>> make(const BpfMaps& maps, Mode mode);
+    // A trial attachment (`claims_calls` false) runs its programs but never
+    // claims a call, so detaching it cannot lose one.
+    static Result<std::unique_ptr<ModeAttachment>> make(const BpfMaps& maps, Mode mode, bool claims_calls = true);
     // Detaches entry programs first, then exit programs, so calls already
     // inside do_unlinkat are still counted by this mode's exit or another's.
     ~ModeAttachment();

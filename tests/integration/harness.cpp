@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +35,19 @@ std::vector<Mode> test_modes()
             FAIL("UNLINKD_TEST_MODES names an unknown mode: " << name);
         out.push_back(*m);
     }
+    return out;
+}
+
+std::vector<Mode> loadable_modes()
+{
+    auto maps = BpfMaps::make(MapSizes{});
+    REQUIRE(maps.ok());
+    std::vector<Mode> out;
+    for (Mode m : all_modes)
+        if (probe_mode(**maps, m).supported)
+            out.push_back(m);
+    for (Mode m : test_modes())
+        REQUIRE(std::find(out.begin(), out.end(), m) != out.end());
     return out;
 }
 

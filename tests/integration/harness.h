@@ -18,6 +18,9 @@ namespace unlinkd::test {
 // UNLINKD_TEST_MODES (comma-separated; default "tracepoint"): the modes that
 // must load here. Every exactness test runs in each of them.
 std::vector<Mode> test_modes();
+// Every mode that loads here (tried for real), in auto's order; includes all
+// of test_modes() (REQUIREd).
+std::vector<Mode> loadable_modes();
 
 // A tmpfs mounted on a fresh directory under /tmp, removed at destruction:
 // fast, private, and its paths cross a mount point.

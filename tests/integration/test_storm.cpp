@@ -156,10 +156,13 @@ TEST_CASE("two different modes attached at once count every deletion once", "[mu
 
 TEST_CASE("switching attachments in the middle of a storm loses and doubles nothing", "[storm][switch]")
 {
-    // Cycles through every mode that loads here (with one mode: a fresh
-    // attachment of it replaces the old one), new attached before old
-    // detached, as often as it can while the storm runs.
-    auto modes = test_modes();
+    // Cycles through every mode that loads here, the new one attached and
+    // the old one drained and detached (hand_over), as often as it can while
+    // the storm runs. With one mode, a fresh attachment of it replaces the
+    // old one. Never fentry by fentry: replacing a trampoline's programs
+    // makes the kernel skip the fexit of every call inside the old image,
+    // whoever claimed it; those calls are counted in lost_exits instead.
+    auto modes = loadable_modes();
     Scratch s;
     BareMaps bare({"comm=ulk-switch"});
     auto current = ModeAttachment::make(*bare.maps, modes[0]);
@@ -181,11 +184,22 @@ TEST_CASE("switching attachments in the middle of a storm loses and doubles noth
     }
     REQUIRE(code == 0);
     auto after = bare.totals();
-    CHECK(after.deletes - before.deletes == storm_deletes);
+    auto counted = after.deletes - before.deletes;
+    auto lost = after.lost_exits - before.lost_exits;
+    if (modes.size() == 1 && modes[0] == Mode::fentry) {
+        CHECK(counted + lost == storm_deletes);
+    } else {
+        CHECK(counted == storm_deletes);
+        CHECK(lost == 0);
+    }
     CHECK(after.failures - before.failures == 0);
     CHECK(switches >= 2);
-    std::printf("FIGURE switch modes=%zu switches=%d worst_switch_ms=%.1f deletes=%llu\n", modes.size(), switches,
-                worst_ms, static_cast<unsigned long long>(after.deletes - before.deletes));
+    std::string names;
+    for (Mode m : modes)
+        names += std::string(names.empty() ? "" : ",") + std::string(mode_name(m));
+    std::printf("FIGURE switch modes=%s switches=%d worst_switch_ms=%.1f deletes=%llu lost_exits=%llu\n",
+                names.c_str(), switches, worst_ms, static_cast<unsigned long long>(counted),
+                static_cast<unsigned long long>(lost));
 }
 
 TEST_CASE("Engine::set_mode switches modes during a storm with exact totals", "[multimode]")

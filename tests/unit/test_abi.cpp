@@ -15,7 +15,7 @@ static_assert(offsetof(unlinkd_process_key, start_ns) == 8);
 static_assert(sizeof(unlinkd_process) == 64);
 static_assert(offsetof(unlinkd_process, pid) == 40);
 static_assert(offsetof(unlinkd_process, comm) == 48);
-static_assert(sizeof(unlinkd_totals) == 6 * 8);
+static_assert(sizeof(unlinkd_totals) == 7 * 8);
 static_assert(sizeof(unlinkd_filter_key) == 24);
 static_assert(offsetof(unlinkd_filter_key, value) == 8);
 static_assert(sizeof(unlinkd_name_hash) == 16);
