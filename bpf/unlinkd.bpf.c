@@ -83,18 +83,36 @@ struct {
 } config SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, UNLINKD_FILTER_SLOTS);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, UNLINKD_FILTER_GENERATIONS);
+	__type(key, __u32); /* generation */
 	__type(value, struct unlinkd_filter_meta);
 } filter_meta SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, UNLINKD_FILTER_GENERATIONS_KEPT * UNLINKD_MAX_FILTER_RULES);
+	__uint(max_entries, UNLINKD_FILTER_GENERATIONS * UNLINKD_MAX_FILTER_RULES);
 	__type(key, struct unlinkd_filter_key);
 	__type(value, __u32);
 } filter_rules SEC(".maps");
+
+/* Never used by the programs: user space updates sync_outer to make the
+ * kernel wait until every running BPF program has finished. */
+struct sync_inner_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sync_inner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct sync_inner_map);
+} sync_outer SEC(".maps") = {
+	.values = { [0] = &sync_inner },
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -582,7 +600,7 @@ static __always_inline bool path_passes(struct scratch *s, __u32 gen, const stru
 static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void *name, bool user)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 ktid = (__u32)id, zero = 0, slot, used, given_len = 0;
+	__u32 ktid = (__u32)id, zero = 0, gen, used, given_len = 0;
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
@@ -612,8 +630,8 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || cfg->retiring_attachment == attachment_id)
 		return; /* being replaced: the new attachment claims the call */
-	slot = cfg->filter_generation % UNLINKD_FILTER_SLOTS;
-	meta = bpf_map_lookup_elem(&filter_meta, &slot);
+	gen = cfg->filter_generation; /* once: the daemon may flip it meanwhile */
+	meta = bpf_map_lookup_elem(&filter_meta, &gen);
 	if (!meta)
 		return;
 	used = meta->include_fields | meta->exclude_fields;
@@ -628,8 +646,6 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	}
 
 	if (used) {
-		__u32 gen = cfg->filter_generation;
-
 		if (used & (1u << UNLINKD_FILTER_PID)) {
 			struct ids ids = {};
 
@@ -663,7 +679,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 		given_len = build_path(s, task, dfd, name, user);
 		if (user && (s->flags & UNLINKD_EVENT_NAME_TRUNCATED))
 			deferred = true; /* not faulted in yet: the exit reads it */
-		else if ((used & (1u << UNLINKD_FILTER_PATH)) && !path_passes(s, cfg->filter_generation, meta))
+		else if ((used & (1u << UNLINKD_FILTER_PATH)) && !path_passes(s, gen, meta))
 			return;
 	}
 
@@ -735,20 +751,20 @@ static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 
 	struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
 	struct scratch *s = get_scratch();
-	__u32 zero = 0, slot, given_len;
+	__u32 zero = 0, gen, given_len;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !s)
 		return true;
-	slot = cfg->filter_generation % UNLINKD_FILTER_SLOTS;
-	meta = bpf_map_lookup_elem(&filter_meta, &slot);
+	gen = cfg->filter_generation;
+	meta = bpf_map_lookup_elem(&filter_meta, &gen);
 	if (!meta)
 		return true;
 	s->flags = 0;
 	s->cg_depth = 0;
 	given_len = build_path(s, task, fl->dfd, (const void *)fl->name_ptr, true);
 	if (((meta->include_fields | meta->exclude_fields) & (1u << UNLINKD_FILTER_PATH)) &&
-	    !path_passes(s, cfg->filter_generation, meta))
+	    !path_passes(s, gen, meta))
 		return false;
 	if (cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS)
 		*streamed = !stream_entry(s, task, cfg, fl->mode, ktid, fl->start_ns, given_len);

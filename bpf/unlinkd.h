@@ -97,14 +97,15 @@ struct unlinkd_totals {
 	__u64 lost_exits;
 };
 
-/* Filters. Rules live in a hash keyed by (generation, field, value); the
- * programs read the active generation from unlinkd_config and the fields in
- * use from unlinkd_filter_meta[generation % UNLINKD_FILTER_SLOTS], so
- * switching to a new filter is one write of a 32-bit value. User space keeps
- * the two generations before the active one, so a program that read an older
- * generation finds its rules until two more switches have completed. */
-#define UNLINKD_FILTER_SLOTS 4
-#define UNLINKD_FILTER_GENERATIONS_KEPT 3
+/* Filters. Rules live in a hash keyed by (generation, field, value) and the
+ * fields in use in a hash keyed by generation; the programs read the active
+ * generation from unlinkd_config once per call, so switching to a new filter
+ * is one write of a 32-bit value. User space deletes an old generation only
+ * after the kernel has waited for every running BPF program (an update of
+ * the `sync_outer` array of maps makes it synchronize_rcu()), so no program
+ * ever looks up a generation that is gone. */
+#define UNLINKD_FILTER_GENERATIONS 5 /* live at once, at most */
+
 enum unlinkd_filter_field {
 	UNLINKD_FILTER_PID = 1,  /* value: __u32 pid in the daemon's pid namespace */
 	UNLINKD_FILTER_UID = 2,  /* value: __u32 uid */

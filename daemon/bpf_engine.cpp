@@ -108,7 +108,15 @@ Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes)
         return Error{err, std::string("cannot create the BPF maps (") + strerrorname_np(err) + ", " +
                               std::strerror(err) + ")" + hint};
     }
-    return std::unique_ptr<BpfMaps>(new BpfMaps(skel));
+    std::unique_ptr<BpfMaps> maps(new BpfMaps(skel));
+    // Generation 0: the empty filter, so fresh maps count everything.
+    unlinkd_filter_meta everything{};
+    std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.filter_meta), &zero, &everything, BPF_ANY)) {
+        int e = errno;
+        return Error{e, std::string("cannot initialise the filter map: ") + std::strerror(e)};
+    }
+    return maps;
 }
 
 BpfMaps::~BpfMaps() { unlinkd_bpf__destroy(skel_); }
@@ -137,47 +145,71 @@ Status BpfMaps::write_config(const unlinkd_config& config)
     return ok();
 }
 
+Status BpfMaps::synchronize()
+{
+    std::uint32_t zero = 0;
+    int inner = bpf_map__fd(skel_->maps.sync_inner);
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sync_outer), &zero, &inner, BPF_ANY)) {
+        int err = errno;
+        return Error{err, std::string("cannot wait for running BPF programs: ") + std::strerror(err)};
+    }
+    return ok();
+}
+
 Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generation)
 {
     int rules = bpf_map__fd(skel_->maps.filter_rules);
+    int metas = bpf_map__fd(skel_->maps.filter_meta);
     unlinkd_config config = read_config();
 
-    // Keep the active generation and the one before it: a program that
-    // read either may still be looking up its rules.
-    std::vector<unlinkd_filter_key> stale;
-    unlinkd_filter_key key{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(rules, prev, &next) == 0) {
-        if (next.generation + 1 < config.filter_generation)
-            stale.push_back(next);
-        key = next;
-        prev = &key;
+    // Room for the new generation: once the table is nearly full, wait until
+    // no program can still be using an old generation, then drop them all
+    // but the active one.
+    std::vector<std::uint32_t> live;
+    std::uint32_t g = 0, next_g = 0;
+    const void* prev_g = nullptr;
+    while (bpf_map_get_next_key(metas, prev_g, &next_g) == 0) {
+        live.push_back(next_g);
+        g = next_g;
+        prev_g = &g;
     }
-    for (const auto& k : stale)
-        bpf_map_delete_elem(rules, &k);
+    if (live.size() + 1 >= UNLINKD_FILTER_GENERATIONS) {
+        if (auto s = synchronize(); !s)
+            return s.error();
+        std::vector<unlinkd_filter_key> stale;
+        unlinkd_filter_key key{}, next{};
+        const void* prev = nullptr;
+        while (bpf_map_get_next_key(rules, prev, &next) == 0) {
+            if (next.generation != config.filter_generation)
+                stale.push_back(next);
+            key = next;
+            prev = &key;
+        }
+        for (const auto& k : stale)
+            bpf_map_delete_elem(rules, &k);
+        for (auto old : live)
+            if (old != config.filter_generation)
+                bpf_map_delete_elem(metas, &old);
+    }
 
     std::vector<unlinkd_filter_key> written;
+    auto undo = [&](int err) {
+        for (const auto& w : written)
+            bpf_map_delete_elem(rules, &w);
+        return Error{err, std::string("cannot install the filter in the kernel: ") + std::strerror(err)};
+    };
     for (const auto& e : filter.entries) {
         unlinkd_filter_key k{};
         k.generation = generation;
         k.field = e.field;
         std::memcpy(k.value, e.value.data(), sizeof(k.value));
         std::uint32_t action = e.action;
-        if (bpf_map_update_elem(rules, &k, &action, BPF_ANY)) {
-            int err = errno;
-            for (const auto& w : written)
-                bpf_map_delete_elem(rules, &w);
-            return Error{err, std::string("cannot install the filter in the kernel: ") + std::strerror(err)};
-        }
+        if (bpf_map_update_elem(rules, &k, &action, BPF_ANY))
+            return undo(errno);
         written.push_back(k);
     }
-    std::uint32_t slot = generation % UNLINKD_FILTER_SLOTS;
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_meta), &slot, &filter.meta, BPF_ANY)) {
-        int err = errno;
-        for (const auto& w : written)
-            bpf_map_delete_elem(rules, &w);
-        return Error{err, std::string("cannot install the filter in the kernel: ") + std::strerror(err)};
-    }
+    if (bpf_map_update_elem(metas, &generation, &filter.meta, BPF_ANY))
+        return undo(errno);
     config.filter_generation = generation;
     return write_config(config);  // the flip
 }
@@ -332,6 +364,10 @@ std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, s
     unlinkd_config config = maps.read_config();
     config.retiring_attachment = current->id();
     if (auto s = maps.write_config(config); !s)
+        spdlog::warn("{}", s.error().message);
+    // A program that read the config before the write may still claim a
+    // call for the old attachment: wait for those programs, then drain.
+    if (auto s = maps.synchronize(); !s)
         spdlog::warn("{}", s.error().message);
     auto deadline = std::chrono::steady_clock::now() + timeout;
     std::size_t running;

@@ -43,15 +43,18 @@ public:
     unlinkd_config read_config() const;
     Status write_config(const unlinkd_config& config);
 
-    // Installs `filter` as generation `generation` (active + 1) and makes it
-    // the active one with one write; generations older than the one before
-    // the active one are removed first. On error the active filter is
-    // unchanged.
+    // Installs `filter` as generation `generation` (newer than the active
+    // one) and makes it the active one with one write. Old generations are
+    // removed, every few calls, only after synchronize(). On error the
+    // active filter is unchanged.
     Status apply_filter(const CompiledFilter& filter, std::uint32_t generation);
 
     std::vector<unlinkd_totals> read_totals_per_cpu() const;
     std::vector<std::pair<unlinkd_process_key, unlinkd_process>> read_processes() const;
     std::uint64_t count_processes() const;
+    // Returns once every BPF program running now has finished (the kernel
+    // waits for an RCU grace period when an array of maps is updated).
+    Status synchronize();
     // Threads inside do_unlinkat whose call `attachment_id` claimed.
     std::size_t inflight_claimed_by(std::uint32_t attachment_id) const;
     // Clears the per-process map and the totals.
