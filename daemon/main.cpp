@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "dbus_service.h"
 #include "engine.h"
 #include "format.h"
 
@@ -23,6 +24,20 @@ namespace {
 constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_no_permission = 4;
+
+// Hands every event to each publisher in turn.
+class FanOut : public EventSink {
+public:
+    explicit FanOut(std::vector<EventSink*> sinks) : sinks_(std::move(sinks)) {}
+    void on_event(const Event& e) override
+    {
+        for (auto* s : sinks_)
+            s->on_event(e);
+    }
+
+private:
+    std::vector<EventSink*> sinks_;
+};
 
 class ConsoleSink : public EventSink {
 public:
@@ -138,9 +153,9 @@ int main(int argc, char** argv)
     }
     if (options->list_modes)
         return list_modes(options->json);
-    if (options->config_path || options->bus_address) {
-        spdlog::error("--config and --bus-address are not supported by this build yet (configuration "
-                      "files and D-Bus come with later releases)");
+    if (options->config_path) {
+        spdlog::error("--config is not supported by this build yet (configuration files come with a later "
+                      "release)");
         return exit_usage;
     }
     if (!options->foreground) {
@@ -179,8 +194,6 @@ int main(int argc, char** argv)
     spdlog::info("attached in {} mode (requested {}): {}", mode_name(e.attached_mode()),
                  requested_mode_name(e.requested_mode()), mode_description(e.attached_mode()));
 
-    ConsoleSink sink(options->json);
-    e.set_sink(&sink);
     Daemon d{&e, options->json};
 
     sd_event* loop = nullptr;
@@ -190,11 +203,21 @@ int main(int argc, char** argv)
     }
     for (int sig : {SIGTERM, SIGINT, SIGUSR1})
         sd_event_add_signal(loop, nullptr, sig, on_signal, &d);
+
+    BusOptions bus_options;
+    bus_options.address = options->bus_address;
+    BusService bus(loop, e, bus_options);
+    bus.start();
+    ConsoleSink console(options->json);
+    FanOut sinks({&console, &bus});
+    e.set_sink(&sinks);
+
     sd_event_add_io(loop, nullptr, e.events_fd(), EPOLLIN, on_events, &d);
     int r = sd_event_loop(loop);
     sd_event_unref(loop);
 
     e.drain();
+    e.set_sink(nullptr);
     if (options->json)
         print_summary(d);
     else

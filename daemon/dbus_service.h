@@ -1,0 +1,55 @@
+// The D-Bus publisher and control surface (spec section 4): owns the bus
+// connection, the org.unlinkd.Unlinkd1 object, the signals and the
+// subscribers. Runs on the daemon's loop thread; the engine stays the one
+// owner of state, this only reads it and calls its control methods.
+//
+// If the bus is not there at start (or goes away), the daemon keeps
+// counting, says so once, and connects when the bus appears.
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine.h"
+
+namespace unlinkd {
+
+struct BusOptions {
+    std::optional<std::string> address;  // --bus-address; the system bus when empty
+    std::uint64_t max_signals_per_sec = 100;
+    std::uint64_t summary_interval_sec = 1;
+    std::size_t recent_events = 1024;
+    std::string reader_group = "adm";
+};
+
+inline constexpr const char* bus_name = "org.unlinkd.Unlinkd1";
+inline constexpr const char* object_path = "/org/unlinkd/Unlinkd1";
+inline constexpr const char* interface_name = "org.unlinkd.Unlinkd1";
+// Signals addressed to one subscriber come from here: the bus policy denies
+// receipt of the main object's broadcast signals to ordinary users, and its
+// receive rules cannot tell a unicast signal from a broadcast one.
+inline constexpr const char* subscription_path = "/org/unlinkd/Unlinkd1/Subscription";
+
+class BusService : public EventSink {
+public:
+    BusService(sd_event* loop, Engine& engine, BusOptions options);
+    ~BusService() override;
+    BusService(const BusService&) = delete;
+    BusService& operator=(const BusService&) = delete;
+
+    // Connects now, or keeps trying every two seconds.
+    void start();
+    bool connected() const;
+
+    void on_event(const Event& event) override;
+
+private:
+    class State;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace unlinkd

@@ -1,0 +1,515 @@
+// The D-Bus API against a real dbus-daemon configured like the system bus,
+// with the project's own policy file, the daemon binary serving it, and
+// clients as root and as uid 65534 (busctl and an sdbus-c++ client).
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sdbus-c++/sdbus-c++.h>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "bus_harness.h"
+#include "harness.h"
+
+using namespace unlinkd;
+using namespace unlinkd::test;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* name = "org.unlinkd.Unlinkd1";
+constexpr const char* path = "/org/unlinkd/Unlinkd1";
+constexpr const char* iface = "org.unlinkd.Unlinkd1";
+
+std::string policy_file() { return dbus_source_dir() + "/org.unlinkd.Unlinkd1.conf"; }
+
+// The daemon, in the foreground, on `address`.
+struct Daemon {
+    pid_t pid = -1;
+    std::string log_path;
+    explicit Daemon(const std::string& address, std::vector<std::string> extra = {})
+    {
+        const char* bin = std::getenv("UNLINKD_BIN");
+        REQUIRE(bin != nullptr);
+        char tmpl[] = "/tmp/unlinkd-daemon-log-XXXXXX";
+        int fd = mkstemp(tmpl);
+        REQUIRE(fd >= 0);
+        log_path = tmpl;
+        pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            dup2(fd, 2);
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            std::vector<std::string> args{bin, "--foreground", "--bus-address=" + address};
+            args.insert(args.end(), extra.begin(), extra.end());
+            std::vector<char*> argv;
+            for (auto& a : args)
+                argv.push_back(a.data());
+            argv.push_back(nullptr);
+            execv(bin, argv.data());
+            _exit(98);
+        }
+        close(fd);
+    }
+    ~Daemon()
+    {
+        kill(pid, SIGTERM);
+        waitpid(pid, nullptr, 0);
+        unlink(log_path.c_str());
+    }
+    std::string log() const
+    {
+        std::ifstream in(log_path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+    bool wait_for_log(const std::string& needle, int seconds = 30) const
+    {
+        for (int i = 0; i < seconds * 20; ++i) {
+            if (log().find(needle) != std::string::npos)
+                return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return false;
+    }
+};
+
+struct Output {
+    int code;
+    std::string out, err;
+};
+
+// Runs a command, optionally as uid/gid `uid`, capturing both streams.
+Output run(const std::vector<std::string>& args, uid_t uid = 0)
+{
+    int out[2], err[2];
+    REQUIRE(pipe(out) == 0);
+    REQUIRE(pipe(err) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(out[0]);
+        close(err[0]);
+        if (uid && (setgroups(0, nullptr) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
+            _exit(99);
+        std::vector<char*> argv;
+        std::vector<std::string> copy = args;
+        for (auto& a : copy)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execvp(argv[0], argv.data());
+        _exit(98);
+    }
+    close(out[1]);
+    close(err[1]);
+    Output o{0, {}, {}};
+    char buf[4096];
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0 && poll(fds, 2, 30000) > 0) {
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+            if (n > 0) {
+                (i == 0 ? o.out : o.err).append(buf, static_cast<size_t>(n));
+            } else {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return o;
+}
+
+Output busctl(const std::string& address, std::vector<std::string> args, uid_t uid = 0)
+{
+    std::vector<std::string> cmd{"busctl", "--address=" + address, "--json=short"};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    return run(cmd, uid);
+}
+
+// The single out argument of `method` (by value: iterating a member of a
+// temporary would dangle).
+json call(const std::string& address, const std::string& method, std::vector<std::string> args = {}, uid_t uid = 0)
+{
+    std::vector<std::string> cmd{"call", name, path, iface, method};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    auto o = busctl(address, cmd, uid);
+    INFO(method << ": " << o.err);
+    REQUIRE(o.code == 0);
+    json data = json::parse(o.out)["data"];
+    REQUIRE(data.size() == 1);
+    return data[0];
+}
+
+json property(const std::string& address, const std::string& prop)
+{
+    auto o = busctl(address, {"get-property", name, path, iface, prop});
+    INFO(prop << ": " << o.err);
+    REQUIRE(o.code == 0);
+    return json::parse(o.out)["data"];
+}
+
+bool wait_for_name(const std::string& address, int seconds = 30)
+{
+    for (int i = 0; i < seconds * 10; ++i) {
+        if (busctl(address, {"status", name}).code == 0)
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+}
+
+// The error name of a failed call, through an sdbus-c++ client.
+std::string error_of(const std::string& address, const std::function<void(sdbus::IProxy&)>& body, std::string* message = nullptr)
+{
+    auto connection = sdbus::createSessionBusConnectionWithAddress(address);
+    auto proxy = sdbus::createProxy(*connection, name, path);
+    proxy->finishRegistration();
+    try {
+        body(*proxy);
+    } catch (const sdbus::Error& e) {
+        if (message)
+            *message = e.getMessage();
+        return e.getName();
+    }
+    return "";
+}
+
+std::set<std::string> members(const std::string& xml)
+{
+    // Members of the org.unlinkd.Unlinkd1 interface: "method X", "property X T", "signal X".
+    std::set<std::string> out;
+    auto start = xml.find("<interface name=\"org.unlinkd.Unlinkd1\">");
+    REQUIRE(start != std::string::npos);
+    auto end = xml.find("</interface>", start);
+    std::string body = xml.substr(start, end - start);
+    std::regex member(R"re(<(method|signal) name="([A-Za-z]+)"|<property name="([A-Za-z]+)" type="([^"]+)")re");
+    for (std::sregex_iterator it(body.begin(), body.end(), member), last; it != last; ++it) {
+        if ((*it)[1].matched)
+            out.insert((*it)[1].str() + " " + (*it)[2].str());
+        else
+            out.insert("property " + (*it)[3].str() + " " + (*it)[4].str());
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("the live interface is the documented XML", "[dbus]")
+{
+    PrivateSystemBus bus(policy_file());
+    Daemon d(bus.address());
+    REQUIRE(wait_for_name(bus.address()));
+    auto o = run({"busctl", "--address=" + bus.address(), "introspect", "--xml-interface", name, path});
+    REQUIRE(o.code == 0);
+    std::ifstream in(dbus_source_dir() + "/org.unlinkd.Unlinkd1.xml");
+    std::stringstream documented;
+    documented << in.rdbuf();
+    auto live = members(o.out), doc = members(documented.str());
+    CHECK(doc.size() == 22);
+    CHECK(live == doc);
+}
+
+TEST_CASE("a known workload's exact counts and events over D-Bus", "[dbus]")
+{
+    PrivateSystemBus bus(policy_file());
+    Daemon d(bus.address());
+    REQUIRE(wait_for_name(bus.address()));
+    Scratch s;
+    for (auto f : {"b1", "b2", "b3"})
+        s.create(f);
+    pid_t pid = run_child({"ulk-bus"}, [&]() {
+        if (chdir(s.dir().c_str()))
+            return 1;
+        return unlink("b1") || unlink(s.path("b2").c_str()) || unlink("./b3") || unlink("missing") != -1 ? 2 : 0;
+    });
+    json row;
+    for (int i = 0; i < 50 && row.is_null(); ++i) {
+        for (const auto& r : call(bus.address(), "GetProcesses"))
+            if (r[0] == pid && r[3] == 3 && r[4] == 1)
+                row = r;
+        if (row.is_null())
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    REQUIRE_FALSE(row.is_null());
+    CHECK(row[1] == 0);
+    CHECK(row[2] == "ulk-bus");
+    CHECK(row[5].get<std::uint64_t>() > 0);
+
+    bool in_top = false;
+    for (const auto& r : call(bus.address(), "GetTopProcesses", {"u", "1000"}))
+        in_top |= r[0] == pid && r[3] == 3;
+    CHECK(in_top);
+
+    std::vector<json> mine;
+    for (const auto& e : call(bus.address(), "GetRecentEvents", {"u", "1024"}))
+        if (e[1] == pid)
+            mine.push_back(e);
+    REQUIRE(mine.size() == 4);
+    CHECK(mine[0][4] == s.path("b1"));
+    CHECK(mine[1][4] == s.path("b2"));
+    CHECK(mine[2][4] == s.path("b3"));
+    CHECK(mine[3][4] == s.path("missing"));
+    CHECK(mine[3][5] == -ENOENT);
+    CHECK(mine[0][5] == 0);
+    CHECK(mine[0][3] == "ulk-bus");
+
+    CHECK(property(bus.address(), "TotalDeletes").get<std::uint64_t>() >= 3);
+    CHECK(property(bus.address(), "Version") == UNLINKD_VERSION);
+    CHECK(property(bus.address(), "RequestedAttachMode") == "auto");
+    auto supported = property(bus.address(), "SupportedAttachModes");
+    CHECK(std::find(supported.begin(), supported.end(), property(bus.address(), "AttachMode")) != supported.end());
+}
+
+TEST_CASE("every error: bad rule, bad mode, refused mode, bad count", "[dbus]")
+{
+    PrivateSystemBus bus(policy_file());
+    Daemon d(bus.address(), {"--filter=comm=kept"});
+    REQUIRE(wait_for_name(bus.address()));
+    std::string msg;
+    CHECK(error_of(bus.address(), [](sdbus::IProxy& p) {
+              p.callMethod("SetFilters").onInterface(iface).withArguments(std::vector<std::string>{"uid=0", "colour=red"});
+          }, &msg) == "org.freedesktop.DBus.Error.InvalidArgs");
+    CHECK_THAT(msg, Catch::Contains("\"colour=red\""));
+    CHECK(property(bus.address(), "Filters") == json::array({"comm=kept"}));
+
+    std::vector<std::string> huge(5000, "uid=1");
+    CHECK(error_of(bus.address(), [&](sdbus::IProxy& p) {
+              p.callMethod("SetFilters").onInterface(iface).withArguments(huge);
+          }, &msg) == "org.freedesktop.DBus.Error.InvalidArgs");
+    CHECK_THAT(msg, Catch::Contains("too many"));
+
+    CHECK(error_of(bus.address(), [](sdbus::IProxy& p) {
+              p.callMethod("SetAttachMode").onInterface(iface).withArguments(std::string("turbo"));
+          }, &msg) == "org.freedesktop.DBus.Error.InvalidArgs");
+    CHECK_THAT(msg, Catch::Contains("turbo"));
+
+    for (Mode m : {Mode::fentry, Mode::kprobe, Mode::tracepoint}) {
+        bool supported = false;
+        for (const auto& row : call(bus.address(), "GetModeInfo"))
+            if (row[0] == std::string(mode_name(m)))
+                supported = row[1];
+        if (supported)
+            continue;
+        auto before = property(bus.address(), "AttachMode");
+        CHECK(error_of(bus.address(), [m](sdbus::IProxy& p) {
+                  p.callMethod("SetAttachMode").onInterface(iface).withArguments(std::string(mode_name(m)));
+              }, &msg) == "org.unlinkd.Unlinkd1.Error.ModeUnsupported");
+        CHECK_THAT(msg, Catch::Contains(std::string(mode_name(m)) + ": "));
+        CHECK(property(bus.address(), "AttachMode") == before);
+    }
+    CHECK(error_of(bus.address(), [](sdbus::IProxy& p) {
+              p.callMethod("GetTopProcesses").onInterface(iface).withArguments(std::uint32_t{0});
+          }) == "org.freedesktop.DBus.Error.InvalidArgs");
+
+    // A good change goes through and is announced.
+    auto connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
+    auto proxy = sdbus::createProxy(*connection, name, path);
+    std::atomic<int> changed{0};
+    proxy->uponSignal("PropertiesChanged").onInterface("org.freedesktop.DBus.Properties")
+        .call([&](const std::string& i, const std::map<std::string, sdbus::Variant>& props, const std::vector<std::string>&) {
+            if (i == iface && props.count("Filters"))
+                ++changed;
+        });
+    proxy->finishRegistration();
+    connection->enterEventLoopAsync();
+    proxy->callMethod("SetFilters").onInterface(iface).withArguments(std::vector<std::string>{"uid=0"});
+    CHECK(property(bus.address(), "Filters") == json::array({"uid=0"}));
+    for (int i = 0; i < 50 && changed == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(changed == 1);
+    connection->leaveEventLoop();
+}
+
+TEST_CASE("uid 65534: own processes only, no state changes (bus policy and daemon)", "[dbus]")
+{
+    Scratch s;
+    REQUIRE(chmod(s.dir().c_str(), 01777) == 0);
+    s.create("mine", 0666);
+    REQUIRE(chown(s.path("mine").c_str(), 65534, 65534) == 0);
+    s.create("roots");
+
+    SECTION("with the installed policy, the bus refuses state changes")
+    {
+        PrivateSystemBus bus(policy_file());
+        Daemon d(bus.address());
+        REQUIRE(wait_for_name(bus.address()));
+        pid_t nobody = run_child({"ulk-nobody", 65534, 65534}, [&]() { return unlink(s.path("mine").c_str()); });
+        pid_t root = run_child({"ulk-root"}, [&]() { return unlink(s.path("roots").c_str()); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        auto rows = call(bus.address(), "GetProcesses", {}, 65534);
+        bool saw_mine = false;
+        for (const auto& r : rows) {
+            CHECK(r[1] == 65534);
+            saw_mine |= r[0] == nobody;
+        }
+        CHECK(saw_mine);
+        bool root_sees_root = false;
+        for (const auto& r : call(bus.address(), "GetProcesses"))
+            root_sees_root |= r[0] == root;
+        CHECK(root_sees_root);
+        for (const auto& e : call(bus.address(), "GetRecentEvents", {"u", "1024"}, 65534))
+            CHECK(e[2] == 65534);
+        for (auto method : std::vector<std::vector<std::string>>{
+                 {"SetFilters", "as", "1", "uid=0"}, {"SetAttachMode", "s", "auto"}, {"Reset"}}) {
+            std::vector<std::string> args{"call", name, path, iface};
+            args.insert(args.end(), method.begin(), method.end());
+            auto o = busctl(bus.address(), args, 65534);
+            CHECK(o.code != 0);
+            CHECK_THAT(o.err, Catch::Contains("Access denied"));
+        }
+        CHECK(property(bus.address(), "Filters").empty());
+        CHECK_THAT(bus.log(), Catch::Contains("Rejected send message"));
+    }
+
+    SECTION("with a permissive bus policy, the daemon refuses state changes itself")
+    {
+        char tmpl[] = "/tmp/unlinkd-open-policy-XXXXXX";
+        int fd = mkstemp(tmpl);
+        REQUIRE(fd >= 0);
+        close(fd);
+        std::ofstream(tmpl) << R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><policy context="default"><allow own="org.unlinkd.Unlinkd1"/><allow send_type="method_call"/>
+<allow send_destination="org.unlinkd.Unlinkd1"/><allow receive_sender="org.unlinkd.Unlinkd1"/></policy></busconfig>
+)";
+        PrivateSystemBus bus(tmpl);
+        unlink(tmpl);
+        Daemon d(bus.address());
+        REQUIRE(wait_for_name(bus.address()));
+        // busctl shows every AccessDenied as "Access denied": ask with an
+        // sdbus-c++ client (as uid 65534) for the daemon's own message.
+        std::string address = bus.address();
+        pid_t client = spawn({"ulk-client", 65534, 65534}, [address]() {
+            int refused = 0;
+            for (const char* method : {"SetFilters", "SetAttachMode", "Reset"}) {
+                std::string msg;
+                auto err = error_of(address, [method](sdbus::IProxy& p) {
+                    auto call = p.createMethodCall(iface, method);
+                    if (std::string(method) == "SetFilters")
+                        call << std::vector<std::string>{"uid=0"};
+                    else if (std::string(method) == "SetAttachMode")
+                        call << std::string("auto");
+                    p.callMethod(call);
+                }, &msg);
+                refused += err == "org.freedesktop.DBus.Error.AccessDenied" && msg.find("needs root") != std::string::npos;
+            }
+            return refused;
+        });
+        CHECK(wait_child(client) == 3);
+        CHECK(bus.log().find("Rejected") == std::string::npos);  // the bus let the calls through
+        CHECK(property(bus.address(), "Filters").empty());
+    }
+}
+
+TEST_CASE("signals: broadcast to root only, Subscribe delivers the subscriber's own events, rate limit",
+          "[dbus]")
+{
+    PrivateSystemBus bus(policy_file());
+    Daemon d(bus.address());
+    REQUIRE(wait_for_name(bus.address()));
+    Scratch s;
+    REQUIRE(chmod(s.dir().c_str(), 01777) == 0);
+
+    // Listeners in child processes (the uid is per process), each counting
+    // Deleted signals whose comm is ulk-sig for 3 s and exiting with the count.
+    auto listener = [&](uid_t uid, bool subscribe) {
+        return spawn({"ulk-listener", uid, uid}, [&, subscribe]() {
+            auto connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
+            std::atomic<int> seen{0};
+            std::atomic<int> foreign{0};
+            auto on_deleted = [&](std::uint64_t, std::uint32_t, std::uint32_t signal_uid, const std::string& comm,
+                                  const std::string&, std::int32_t, const std::string&) {
+                if (comm.rfind("ulk-sig", 0) == 0)
+                    ++seen;
+                if (getuid() != 0 && signal_uid != getuid())
+                    ++foreign;
+            };
+            auto broadcast = sdbus::createProxy(*connection, name, path);
+            broadcast->uponSignal("Deleted").onInterface(iface).call(on_deleted);
+            broadcast->finishRegistration();
+            auto unicast = sdbus::createProxy(*connection, name, "/org/unlinkd/Unlinkd1/Subscription");
+            unicast->uponSignal("Deleted").onInterface(iface).call(on_deleted);
+            unicast->finishRegistration();
+            connection->enterEventLoopAsync();
+            if (subscribe)
+                broadcast->callMethod("Subscribe").onInterface(iface);
+            std::ofstream(s.path("ready-" + std::to_string(getpid()))) << "1";
+            std::this_thread::sleep_for(std::chrono::seconds(4));
+            connection->leaveEventLoop();
+            return foreign > 0 ? 200 : std::min(seen.load(), 199);
+        });
+    };
+    pid_t root_listener = listener(0, false);
+    pid_t nobody_listener = listener(65534, false);
+    pid_t nobody_subscriber = listener(65534, true);
+    for (pid_t p : {root_listener, nobody_listener, nobody_subscriber})
+        for (int i = 0; i < 100 && access(s.path("ready-" + std::to_string(p)).c_str(), F_OK) != 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // 3 deletions by root, 2 by nobody.
+    for (auto f : {"r1", "r2", "r3"})
+        s.create(f);
+    for (auto f : {"n1", "n2"}) {
+        s.create(f, 0666);
+        REQUIRE(chown(s.path(f).c_str(), 65534, 65534) == 0);
+    }
+    run_child({"ulk-sig-root"}, [&]() {
+        return unlink(s.path("r1").c_str()) || unlink(s.path("r2").c_str()) || unlink(s.path("r3").c_str());
+    });
+    run_child({"ulk-sig-nobody", 65534, 65534}, [&]() {
+        return unlink(s.path("n1").c_str()) || unlink(s.path("n2").c_str());
+    });
+    CHECK(wait_child(root_listener) == 5);      // every broadcast
+    CHECK(wait_child(nobody_listener) == 0);    // the policy denies broadcasts
+    CHECK(wait_child(nobody_subscriber) == 2);  // its own two, addressed to it
+
+    // Rate limit: 100 signals a second by default, the rest counted.
+    auto before = property(bus.address(), "SuppressedSignals").get<std::uint64_t>();
+    constexpr unsigned n = 1000;
+    pid_t storm = start_storm(s.dir(), "ulk-sig-storm", n, 1);
+    REQUIRE(wait_child(storm) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto suppressed = property(bus.address(), "SuppressedSignals").get<std::uint64_t>() - before;
+    CHECK(suppressed >= n - 200);  // at most two one-second windows' worth got through
+}
+
+TEST_CASE("the bus started after the daemon: counting goes on, the name is claimed when it appears", "[dbus]")
+{
+    PrivateSystemBus bus(policy_file(), false);
+    Daemon d(bus.address());
+    REQUIRE(d.wait_for_log("D-Bus is not available"));
+    Scratch s;
+    s.create("early");
+    pid_t early = run_child({"ulk-early"}, [&]() { return unlink(s.path("early").c_str()); });
+    bus.start();
+    REQUIRE(wait_for_name(bus.address()));
+    bool found = false;
+    for (const auto& r : call(bus.address(), "GetProcesses"))
+        found |= r[0] == early && r[3] == 1;
+    CHECK(found);
+    CHECK_THAT(d.log(), Catch::Contains("owning org.unlinkd.Unlinkd1"));
+}
