@@ -513,3 +513,88 @@ TEST_CASE("the bus started after the daemon: counting goes on, the name is claim
     CHECK(found);
     CHECK_THAT(d.log(), Catch::Contains("owning org.unlinkd.Unlinkd1"));
 }
+
+TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][unlinkctl]")
+{
+    const char* ctl_env = std::getenv("UNLINKCTL_BIN");
+    REQUIRE(ctl_env != nullptr);
+    std::string ctl = ctl_env;
+    PrivateSystemBus bus(policy_file());
+    auto unlinkctl = [&](std::vector<std::string> args, uid_t uid = 0) {
+        std::vector<std::string> cmd{ctl, "--bus-address=" + bus.address()};
+        cmd.insert(cmd.end(), args.begin(), args.end());
+        return run(cmd, uid);
+    };
+
+    auto absent = unlinkctl({"status"});
+    CHECK(absent.code == 3);
+    CHECK_THAT(absent.err, Catch::Contains("unlinkd is not running"));
+
+    Daemon d(bus.address());
+    REQUIRE(wait_for_name(bus.address()));
+    Scratch s;
+    for (auto f : {"c1", "c2"})
+        s.create(f);
+    pid_t pid = run_child({"ulk-ctl"}, [&]() { return unlink(s.path("c1").c_str()) || unlink(s.path("c2").c_str()); });
+
+    json mine;
+    for (int i = 0; i < 50 && mine.is_null(); ++i) {
+        auto top = unlinkctl({"--json", "top", "1000"});
+        REQUIRE(top.code == 0);
+        for (const auto& p : json::parse(top.out))
+            if (p["pid"] == pid && p["deletes"] == 2)
+                mine = p;
+        if (mine.is_null())
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    REQUIRE_FALSE(mine.is_null());
+    CHECK(mine["comm"] == "ulk-ctl");
+    CHECK(mine["failures"] == 0);
+
+    auto table = unlinkctl({"top", "1000"});
+    CHECK(table.code == 0);
+    CHECK_THAT(table.out, Catch::Contains("PID") && Catch::Contains("ulk-ctl"));
+
+    auto events = unlinkctl({"--json", "events", "1024"});
+    REQUIRE(events.code == 0);
+    int seen = 0;
+    std::istringstream lines(events.out);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && json::parse(line)["pid"] == pid)
+            ++seen;
+    CHECK(seen == 2);
+
+    auto status = unlinkctl({"--json", "status"});
+    REQUIRE(status.code == 0);
+    auto st = json::parse(status.out);
+    CHECK(st["attach_mode"] == property(bus.address(), "AttachMode"));
+    CHECK(st["total_deletes"].get<std::uint64_t>() >= 2);
+
+    auto bad = unlinkctl({"filter", "colour=red"});
+    CHECK(bad.code == 2);
+    CHECK_THAT(bad.err, Catch::Contains("\"colour=red\""));
+
+    auto nobody = unlinkctl({"filter", "uid=0"}, 65534);
+    CHECK(nobody.code == 4);
+    CHECK_THAT(nobody.err, Catch::Contains("changing filters needs root"));
+    CHECK(unlinkctl({"reset"}, 65534).code == 4);
+
+    auto set = unlinkctl({"--json", "filter", "uid=0", "comm=ulk-ctl"});
+    CHECK(set.code == 0);
+    CHECK(json::parse(set.out) == json::array({"uid=0", "comm=ulk-ctl"}));
+    CHECK(unlinkctl({"filter", "--clear"}).code == 0);
+    CHECK(property(bus.address(), "Filters").empty());
+
+    for (const auto& row : call(bus.address(), "GetModeInfo")) {
+        if (row[1] == true)
+            continue;
+        auto before = property(bus.address(), "AttachMode");
+        auto refused = unlinkctl({"mode", row[0].get<std::string>()});
+        CHECK(refused.code == 5);
+        CHECK_THAT(refused.err, Catch::Contains(row[2].get<std::string>()));
+        CHECK(property(bus.address(), "AttachMode") == before);
+    }
+    CHECK(unlinkctl({"mode", "turbo"}).code == 2);
+    CHECK(unlinkctl({"frobnicate"}).code == 2);
+    CHECK(unlinkctl({"top", "zero"}).code == 2);
+}

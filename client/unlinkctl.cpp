@@ -1,0 +1,400 @@
+// unlinkctl: talks to unlinkd over D-Bus only (spec section 6).
+//
+//   unlinkctl [--json] [--bus-address=ADDR] status | top [N] | events [-f] [N]
+//             | filter [RULE...|--clear] | mode [MODE] | reset
+//
+// Exit codes scripts can trust: 0 ok; 1 other failure; 2 bad usage or input
+// the daemon rejected (InvalidArgs); 3 unlinkd is not running; 4 not
+// permitted (AccessDenied); 5 the kernel refuses the attach mode.
+#include <sdbus-c++/sdbus-c++.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+using ProcessRow = sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t,
+                                 std::uint64_t, std::string>;
+using EventRow = sdbus::Struct<std::uint64_t, std::uint32_t, std::uint32_t, std::string, std::string, std::int32_t,
+                               std::string>;
+
+constexpr const char* bus_name = "org.unlinkd.Unlinkd1";
+constexpr const char* object_path = "/org/unlinkd/Unlinkd1";
+constexpr const char* interface_name = "org.unlinkd.Unlinkd1";
+constexpr const char* subscription_path = "/org/unlinkd/Unlinkd1/Subscription";
+
+enum Exit { ok = 0, failed = 1, usage = 2, not_running = 3, denied = 4, unsupported = 5 };
+
+struct Failure {
+    Exit code;
+    std::string message;
+};
+
+constexpr const char* usage_text =
+    "Usage: unlinkctl [--json] [--bus-address=ADDR] COMMAND\n"
+    "  status              daemon state, attach mode and totals\n"
+    "  top [N]             the N processes with the most deletions (default 10)\n"
+    "  events [-f] [N]     the N most recent deletions (default 20); -f: then follow new ones\n"
+    "  filter [RULE...]    show the filter, or replace it (root); --clear removes it\n"
+    "  mode [MODE]         show attach modes, or switch to auto|fentry|kprobe|tracepoint (root)\n"
+    "  reset               clear the counts (root)\n"
+    "Exit codes: 0 ok, 1 failure, 2 bad input, 3 unlinkd not running, 4 not permitted,\n"
+    "5 attach mode refused by the kernel.\n";
+
+std::string iso_time(std::uint64_t usec)
+{
+    if (usec == 0)
+        return "-";
+    std::time_t t = static_cast<std::time_t>(usec / 1000000);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
+
+std::string errno_name(std::int32_t result)
+{
+    if (result == 0)
+        return "ok";
+    const char* n = strerrorname_np(-result);
+    return n ? n : std::to_string(result);
+}
+
+// Prints rows as aligned columns.
+void print_table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows)
+{
+    std::vector<size_t> width(head.size());
+    for (size_t i = 0; i < head.size(); ++i)
+        width[i] = head[i].size();
+    for (const auto& r : rows)
+        for (size_t i = 0; i < r.size(); ++i)
+            width[i] = std::max(width[i], r[i].size());
+    auto line = [&](const std::vector<std::string>& r) {
+        std::string out;
+        for (size_t i = 0; i < r.size(); ++i) {
+            std::string cell = r[i];
+            if (i + 1 < r.size())
+                cell.resize(width[i], ' ');
+            out += cell + (i + 1 < r.size() ? "  " : "");
+        }
+        std::cout << out << "\n";
+    };
+    line(head);
+    for (const auto& r : rows)
+        line(r);
+}
+
+json process_json(const ProcessRow& r)
+{
+    return {{"pid", r.get<0>()},      {"uid", r.get<1>()},       {"comm", r.get<2>()}, {"deletes", r.get<3>()},
+            {"failures", r.get<4>()}, {"last_usec", r.get<5>()}, {"unit", r.get<6>()}};
+}
+
+json event_json(const EventRow& e)
+{
+    return {{"time_usec", e.get<0>()}, {"pid", e.get<1>()},    {"uid", e.get<2>()}, {"comm", e.get<3>()},
+            {"path", e.get<4>()},      {"result", e.get<5>()}, {"unit", e.get<6>()}};
+}
+
+std::vector<std::string> event_cells(const EventRow& e)
+{
+    return {iso_time(e.get<0>()), std::to_string(e.get<1>()), std::to_string(e.get<2>()), e.get<3>(),
+            errno_name(e.get<5>()), e.get<4>()};
+}
+
+class Client {
+public:
+    Client(const std::optional<std::string>& address, bool json) : json_(json)
+    {
+        try {
+            connection_ = address ? sdbus::createSessionBusConnectionWithAddress(*address)
+                                  : sdbus::createSystemBusConnection();
+        } catch (const sdbus::Error& e) {
+            throw Failure{not_running, "cannot reach the D-Bus system bus (" + e.getMessage() + "): unlinkd is not running"};
+        }
+        bool running = false;
+        auto driver = sdbus::createProxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+        driver->finishRegistration();
+        driver->callMethod("NameHasOwner").onInterface("org.freedesktop.DBus").withArguments(std::string(bus_name)).storeResultsTo(running);
+        if (!running)
+            throw Failure{not_running, "unlinkd is not running (no " + std::string(bus_name) + " on the bus)"};
+        proxy_ = sdbus::createProxy(*connection_, bus_name, object_path);
+        proxy_->finishRegistration();
+    }
+
+    // Turns the daemon's errors into exit codes; `what` words the refusal.
+    template <typename F>
+    auto guarded(const std::string& what, F&& f) -> decltype(f())
+    {
+        try {
+            return f();
+        } catch (const sdbus::Error& e) {
+            const auto& name = e.getName();
+            if (name == "org.freedesktop.DBus.Error.AccessDenied")
+                throw Failure{denied, what + " needs root"};
+            if (name == "org.freedesktop.DBus.Error.InvalidArgs")
+                throw Failure{usage, e.getMessage()};
+            if (name == "org.unlinkd.Unlinkd1.Error.ModeUnsupported")
+                throw Failure{unsupported, e.getMessage()};
+            if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NameHasNoOwner")
+                throw Failure{not_running, "unlinkd is not running"};
+            throw Failure{failed, name + ": " + e.getMessage()};
+        }
+    }
+
+    template <typename T>
+    T property(const std::string& name)
+    {
+        return guarded("reading " + name, [&] { sdbus::Variant v = proxy_->getProperty(name).onInterface(interface_name); return v.get<T>(); });
+    }
+
+    void status()
+    {
+        json s = {
+            {"version", property<std::string>("Version")},
+            {"attach_mode", property<std::string>("AttachMode")},
+            {"requested_attach_mode", property<std::string>("RequestedAttachMode")},
+            {"supported_attach_modes", property<std::vector<std::string>>("SupportedAttachModes")},
+            {"filters", property<std::vector<std::string>>("Filters")},
+            {"total_deletes", property<std::uint64_t>("TotalDeletes")},
+            {"total_failures", property<std::uint64_t>("TotalFailures")},
+            {"lost_events", property<std::uint64_t>("LostEvents")},
+            {"tracked_processes", property<std::uint32_t>("TrackedProcesses")},
+            {"evicted_processes", property<std::uint64_t>("EvictedProcesses")},
+            {"suppressed_signals", property<std::uint64_t>("SuppressedSignals")},
+        };
+        if (json_) {
+            std::cout << s.dump() << "\n";
+            return;
+        }
+        std::string filters;
+        for (const auto& f : s["filters"])
+            filters += (filters.empty() ? "" : " ") + f.get<std::string>();
+        std::cout << "unlinkd " << s["version"].get<std::string>() << "\n"
+                  << "attach mode:       " << s["attach_mode"].get<std::string>() << " (requested "
+                  << s["requested_attach_mode"].get<std::string>() << ")\n"
+                  << "filters:           " << (filters.empty() ? "none (every deletion counts)" : filters) << "\n"
+                  << "deletions:         " << s["total_deletes"] << "\n"
+                  << "failed deletions:  " << s["total_failures"] << "\n"
+                  << "processes:         " << s["tracked_processes"] << " tracked, " << s["evicted_processes"]
+                  << " evicted\n"
+                  << "lost events:       " << s["lost_events"] << "\n"
+                  << "suppressed signals: " << s["suppressed_signals"] << "\n";
+    }
+
+    void top(std::uint32_t count)
+    {
+        std::vector<ProcessRow> rows;
+        guarded("listing processes", [&] {
+            proxy_->callMethod("GetTopProcesses").onInterface(interface_name).withArguments(count).storeResultsTo(rows);
+        });
+        if (json_) {
+            json out = json::array();
+            for (const auto& r : rows)
+                out.push_back(process_json(r));
+            std::cout << out.dump() << "\n";
+            return;
+        }
+        std::vector<std::vector<std::string>> cells;
+        for (const auto& r : rows)
+            cells.push_back({std::to_string(r.get<0>()), std::to_string(r.get<1>()), r.get<2>(), std::to_string(r.get<3>()),
+                             std::to_string(r.get<4>()), iso_time(r.get<5>()), r.get<6>().empty() ? "-" : r.get<6>()});
+        print_table({"PID", "UID", "COMM", "DELETED", "FAILED", "LAST", "UNIT"}, cells);
+    }
+
+    void events(std::uint32_t count, bool follow)
+    {
+        std::vector<EventRow> rows;
+        guarded("listing events", [&] {
+            proxy_->callMethod("GetRecentEvents").onInterface(interface_name).withArguments(count).storeResultsTo(rows);
+        });
+        if (!json_)
+            std::cout << "TIME                 PID      UID    COMM             RESULT  PATH\n";
+        for (const auto& e : rows)
+            print_event(e);
+        std::cout.flush();
+        if (!follow)
+            return;
+        // Signals addressed to this client alone, limited to what it may see.
+        auto subscription = sdbus::createProxy(*connection_, bus_name, subscription_path);
+        subscription->uponSignal("Deleted").onInterface(interface_name).call(
+            [this](std::uint64_t t, std::uint32_t pid, std::uint32_t uid, const std::string& comm,
+                   const std::string& path, std::int32_t result, const std::string& unit) {
+                print_event(EventRow{t, pid, uid, comm, path, result, unit});
+                std::cout.flush();
+            });
+        subscription->finishRegistration();
+        guarded("subscribing", [&] { proxy_->callMethod("Subscribe").onInterface(interface_name); });
+        connection_->enterEventLoop();  // until SIGINT/SIGTERM
+    }
+
+    void filter(const std::vector<std::string>& rules, bool clear)
+    {
+        if (clear || !rules.empty()) {
+            guarded("changing filters", [&] {
+                proxy_->callMethod("SetFilters").onInterface(interface_name).withArguments(clear ? std::vector<std::string>{} : rules);
+            });
+        }
+        auto now = property<std::vector<std::string>>("Filters");
+        if (json_) {
+            std::cout << json(now).dump() << "\n";
+            return;
+        }
+        if (now.empty())
+            std::cout << "no filter: every deletion counts\n";
+        for (const auto& r : now)
+            std::cout << r << "\n";
+    }
+
+    void mode(const std::optional<std::string>& wanted)
+    {
+        if (wanted) {
+            std::string effective;
+            guarded("changing the attach mode", [&] {
+                proxy_->callMethod("SetAttachMode").onInterface(interface_name).withArguments(*wanted).storeResultsTo(effective);
+            });
+        }
+        std::vector<sdbus::Struct<std::string, bool, std::string>> info;
+        guarded("reading the modes", [&] {
+            proxy_->callMethod("GetModeInfo").onInterface(interface_name).storeResultsTo(info);
+        });
+        auto attached = property<std::string>("AttachMode");
+        auto requested = property<std::string>("RequestedAttachMode");
+        if (json_) {
+            json modes = json::array();
+            for (const auto& m : info)
+                modes.push_back({{"mode", m.get<0>()}, {"supported", m.get<1>()}, {"reason", m.get<2>()}});
+            std::cout << json{{"attach_mode", attached}, {"requested_attach_mode", requested}, {"modes", modes}}.dump() << "\n";
+            return;
+        }
+        std::cout << "attached: " << attached << " (requested " << requested << ")\n";
+        for (const auto& m : info)
+            std::cout << "  " << (m.get<1>() ? m.get<0>() + ": available" : m.get<2>()) << "\n";
+    }
+
+    void reset()
+    {
+        guarded("resetting the counts", [&] { proxy_->callMethod("Reset").onInterface(interface_name); });
+        if (!json_)
+            std::cout << "counts reset\n";
+    }
+
+    sdbus::IConnection& connection() { return *connection_; }
+
+private:
+    void print_event(const EventRow& e)
+    {
+        if (json_) {
+            std::cout << event_json(e).dump() << "\n";
+            return;
+        }
+        auto c = event_cells(e);
+        std::printf("%-20s %-8s %-6s %-16s %-7s %s\n", c[0].c_str(), c[1].c_str(), c[2].c_str(), c[3].c_str(),
+                    c[4].c_str(), c[5].c_str());
+        std::fflush(stdout);
+    }
+
+    bool json_;
+    std::unique_ptr<sdbus::IConnection> connection_;
+    std::unique_ptr<sdbus::IProxy> proxy_;
+};
+
+std::uint32_t parse_count(const std::string& s)
+{
+    try {
+        size_t used = 0;
+        unsigned long n = std::stoul(s, &used);
+        if (used == s.size() && n > 0 && n <= UINT32_MAX)
+            return static_cast<std::uint32_t>(n);
+    } catch (const std::exception&) {
+    }
+    throw Failure{usage, "\"" + s + "\" is not a count (a whole number from 1)"};
+}
+
+std::atomic<sdbus::IConnection*> following{nullptr};
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    std::vector<std::string> args(argv + 1, argv + argc);
+    bool json = false;
+    std::optional<std::string> address;
+    std::vector<std::string> rest;
+    for (const auto& a : args) {
+        if (a == "--json")
+            json = true;
+        else if (a.rfind("--bus-address=", 0) == 0)
+            address = a.substr(14);
+        else if (a == "--help" || a == "-h") {
+            std::cout << usage_text;
+            return ok;
+        } else
+            rest.push_back(a);
+    }
+    if (rest.empty()) {
+        std::cerr << usage_text;
+        return usage;
+    }
+    try {
+        std::string command = rest[0];
+        std::vector<std::string> operands(rest.begin() + 1, rest.end());
+        static const std::vector<std::string> known{"status", "top", "events", "filter", "mode", "reset"};
+        if (std::find(known.begin(), known.end(), command) == known.end())
+            throw Failure{usage, "unknown command \"" + command + "\" (see unlinkctl --help)"};
+        Client client(address, json);
+        if (command == "status" && operands.empty()) {
+            client.status();
+        } else if (command == "top" && operands.size() <= 1) {
+            client.top(operands.empty() ? 10 : parse_count(operands[0]));
+        } else if (command == "events") {
+            bool follow = false;
+            std::uint32_t count = 20;
+            for (const auto& o : operands) {
+                if (o == "-f" || o == "--follow")
+                    follow = true;
+                else
+                    count = parse_count(o);
+            }
+            if (follow) {
+                following = &client.connection();
+                auto stop = [](int) {
+                    if (auto* c = following.load())
+                        c->leaveEventLoop();
+                };
+                std::signal(SIGINT, stop);
+                std::signal(SIGTERM, stop);
+            }
+            client.events(count, follow);
+        } else if (command == "filter") {
+            bool clear = std::find(operands.begin(), operands.end(), "--clear") != operands.end();
+            if (clear && operands.size() > 1)
+                throw Failure{usage, "filter --clear takes no rules"};
+            client.filter(clear ? std::vector<std::string>{} : operands, clear);
+        } else if (command == "mode" && operands.size() <= 1) {
+            client.mode(operands.empty() ? std::nullopt : std::optional(operands[0]));
+        } else if (command == "reset" && operands.empty()) {
+            client.reset();
+        } else {
+            throw Failure{usage, "wrong arguments for \"" + command + "\" (see unlinkctl --help)"};
+        }
+    } catch (const Failure& f) {
+        std::cerr << "unlinkctl: " << f.message << "\n";
+        return f.code;
+    } catch (const sdbus::Error& e) {
+        std::cerr << "unlinkctl: " << e.getName() << ": " << e.getMessage() << "\n";
+        return failed;
+    }
+    return ok;
+}
