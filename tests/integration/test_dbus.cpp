@@ -598,3 +598,89 @@ TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][un
     CHECK(unlinkctl({"frobnicate"}).code == 2);
     CHECK(unlinkctl({"top", "zero"}).code == 2);
 }
+
+TEST_CASE("Summary: the processes that changed, once per interval, nothing when nothing changed", "[dbus]")
+{
+    PrivateSystemBus bus(policy_file());
+    Daemon d(bus.address(), {"--filter=comm=ulk-sum"});  // nothing else changes counts
+    REQUIRE(wait_for_name(bus.address()));
+    Scratch s;
+    for (auto f : {"s1", "s2", "s3", "s4"})
+        s.create(f);
+
+    auto connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
+    auto proxy = sdbus::createProxy(*connection, name, path);
+    std::mutex m;
+    std::vector<std::vector<std::pair<std::uint32_t, std::uint64_t>>> summaries;  // (pid, deletes) per signal
+    proxy->uponSignal("Summary").onInterface(iface).call(
+        [&](const std::vector<sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t,
+                                            std::uint64_t, std::string>>& rows) {
+            std::vector<std::pair<std::uint32_t, std::uint64_t>> one;
+            for (const auto& r : rows)
+                one.emplace_back(r.get<0>(), r.get<3>());
+            std::lock_guard<std::mutex> lock(m);
+            summaries.push_back(one);
+        });
+    proxy->finishRegistration();
+    connection->enterEventLoopAsync();
+
+    pid_t first = run_child({"ulk-sum"}, [&]() { return unlink(s.path("s1").c_str()) || unlink(s.path("s2").c_str()); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // three intervals: one change
+    pid_t second = run_child({"ulk-sum"}, [&]() { return unlink(s.path("s3").c_str()); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    connection->leaveEventLoop();
+
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(summaries.size() == 2);
+    CHECK(summaries[0] == std::vector<std::pair<std::uint32_t, std::uint64_t>>{{first, 2}});
+    CHECK(summaries[1] == std::vector<std::pair<std::uint32_t, std::uint64_t>>{{second, 1}});
+}
+
+TEST_CASE("1000 rapid SetFilters from several clients during a storm: final filter in force, totals exact",
+          "[dbus][storm]")
+{
+    PrivateSystemBus bus(policy_file());
+    Daemon d(bus.address(), {"--filter=comm=ulk-rapid"});
+    REQUIRE(wait_for_name(bus.address()));
+    Scratch s;
+    auto before = property(bus.address(), "TotalDeletes").get<std::uint64_t>();
+    constexpr unsigned n = 50000;
+    pid_t storm = start_storm(s.dir(), "ulk-rapid", n, 2);
+    // Two spellings of the same filter: every deletion of the storm counts
+    // under both, so any lost or doubled count shows in the total.
+    const std::vector<std::string> a{"comm=ulk-rapid"}, b{"uid=0", "comm=ulk-rapid"};
+    std::atomic<int> calls{0}, errors{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 4; ++c)
+        clients.emplace_back([&, c]() {
+            auto connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
+            auto proxy = sdbus::createProxy(*connection, name, path);
+            proxy->finishRegistration();
+            for (int i = 0; i < 250; ++i) {
+                try {
+                    proxy->callMethod("SetFilters").onInterface(iface).withArguments((i + c) % 2 ? a : b);
+                    ++calls;
+                } catch (const sdbus::Error&) {
+                    ++errors;
+                }
+            }
+        });
+    for (auto& t : clients)
+        t.join();
+    REQUIRE(wait_child(storm) == 0);
+    CHECK(calls == 1000);
+    CHECK(errors == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(property(bus.address(), "TotalDeletes").get<std::uint64_t>() - before == n);
+
+    // The last call wins and is in force.
+    call(bus.address(), "GetModeInfo");  // the daemon is alive and answering
+    auto o = busctl(bus.address(), {"call", name, path, iface, "SetFilters", "as", "1", "comm=ulk-final"});
+    REQUIRE(o.code == 0);
+    CHECK(property(bus.address(), "Filters") == json::array({"comm=ulk-final"}));
+    auto mid = property(bus.address(), "TotalDeletes").get<std::uint64_t>();
+    REQUIRE(wait_child(start_storm(s.dir(), "ulk-rapid", 500, 1)) == 0);
+    REQUIRE(wait_child(start_storm(s.dir(), "ulk-final", 700, 1)) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(property(bus.address(), "TotalDeletes").get<std::uint64_t>() - mid == 700);
+}
