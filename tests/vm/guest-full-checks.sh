@@ -76,6 +76,21 @@ check_list_modes() {
   done
 }
 
+# The same counts over the guest's real system bus (its dbus-daemon loaded
+# the installed policy at boot), as busctl and unlinkctl users see them.
+check_bus() {
+  local mode=$1 bus="busctl --system --json=short"
+  if ! wait_for 30 busctl --system status org.unlinkd.Unlinkd1 >/dev/null 2>&1; then
+    check "mode=$mode daemon owns org.unlinkd.Unlinkd1 on the system bus" false; return
+  fi
+  check "mode=$mode D-Bus AttachMode is $mode" \
+    eq "$($bus get-property org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 AttachMode | jq -r .data)" "$mode"
+  check "mode=$mode D-Bus GetProcesses: one $WORKLOAD_COMM process with deletes == 3" \
+    eq "$($bus call org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 GetProcesses \
+          | jq -c --arg c "$WORKLOAD_COMM" '[.data[0][] | select(.[2] == $c) | .[3]]')" "[3]"
+  check "mode=$mode unlinkctl top lists $WORKLOAD_COMM" bash -c "unlinkctl top 50 | grep -qw $WORKLOAD_COMM"
+}
+
 # The daemon in one mode as a transient unit, its JSON lines in the journal.
 check_transient_mode() {
   local mode=$1 unit=unlinkd-$1 ev sum i
@@ -96,6 +111,7 @@ check_transient_mode() {
   # let the events reach the journal before stopping (the counts are checked
   # exactly afterwards; this only avoids racing the daemon's output)
   wait_for 30 bash -c "[ \$(journalctl -b -q -o cat -u $unit | grep -c '\"comm\": *\"$WORKLOAD_COMM\"') -ge 3 ]"
+  check_bus "$mode"
   systemctl stop "$unit"   # SIGTERM: the daemon prints its summary and exits 0
   check "mode=$mode daemon exited cleanly on SIGTERM" bash -c "! systemctl -q is-failed $unit"
   wait_for 10 unit_has "$unit" '"totals"'
