@@ -20,18 +20,19 @@
 #include <string>
 #include <vector>
 
+#include "unlinkd1.h"
+
 namespace {
 
-using json = nlohmann::json;
-using ProcessRow = sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t,
-                                 std::uint64_t, std::string>;
-using EventRow = sdbus::Struct<std::uint64_t, std::uint32_t, std::uint32_t, std::string, std::string, std::int32_t,
-                               std::string>;
+using namespace unlinkd;
 
-constexpr const char* bus_name = "org.unlinkd.Unlinkd1";
-constexpr const char* object_path = "/org/unlinkd/Unlinkd1";
-constexpr const char* interface_name = "org.unlinkd.Unlinkd1";
-constexpr const char* subscription_path = "/org/unlinkd/Unlinkd1/Subscription";
+using json = nlohmann::json;
+using bus::EventRow;
+using bus::ProcessRow;
+using bus::interface_name;
+using bus::object_path;
+using bus::subscription_path;
+constexpr const char* bus_name = bus::name;
 
 enum Exit { ok = 0, failed = 1, usage = 2, not_running = 3, denied = 4, unsupported = 5 };
 
@@ -141,11 +142,11 @@ public:
             return f();
         } catch (const sdbus::Error& e) {
             const auto& name = e.getName();
-            if (name == "org.freedesktop.DBus.Error.AccessDenied")
+            if (name == bus::error_access_denied)
                 throw Failure{denied, what + " needs root"};
-            if (name == "org.freedesktop.DBus.Error.InvalidArgs")
+            if (name == bus::error_invalid_args)
                 throw Failure{usage, e.getMessage()};
-            if (name == "org.unlinkd.Unlinkd1.Error.ModeUnsupported")
+            if (name == bus::error_mode_unsupported)
                 throw Failure{unsupported, e.getMessage()};
             if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NameHasNoOwner")
                 throw Failure{not_running, "unlinkd is not running"};

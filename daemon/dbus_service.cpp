@@ -13,20 +13,21 @@
 #include "rate_limit.h"
 #include "recent_events.h"
 #include "sd_event_bus.h"
+#include "unlinkd1.h"
 #include "unlinkd1_adaptor.h"
 
 namespace unlinkd {
 
 namespace {
 
-using ProcessRow = sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t,
-                                 std::uint64_t, std::string>;
-using EventRow = sdbus::Struct<std::uint64_t, std::uint32_t, std::uint32_t, std::string, std::string, std::int32_t,
-                               std::string>;
+using bus::error_access_denied;
+using bus::error_invalid_args;
+using bus::error_mode_unsupported;
+using bus::EventRow;
+using bus::interface_name;
+using bus::ProcessRow;
+using bus::subscription_path;
 
-constexpr const char* error_invalid_args = "org.freedesktop.DBus.Error.InvalidArgs";
-constexpr const char* error_access_denied = "org.freedesktop.DBus.Error.AccessDenied";
-constexpr const char* error_mode_unsupported = "org.unlinkd.Unlinkd1.Error.ModeUnsupported";
 constexpr std::uint64_t retry_usec = 2'000'000;
 
 ProcessRow process_row(const ProcessStats& p)
@@ -110,7 +111,7 @@ public:
 // change, reply (as systemd's daemons do).
 class BusService::State::Object final : public sdbus::AdaptorInterfaces<org::unlinkd::Unlinkd1_adaptor> {
 public:
-    Object(sdbus::IConnection& connection, State& state) : AdaptorInterfaces(connection, object_path), s_(state)
+    Object(sdbus::IConnection& connection, State& state) : AdaptorInterfaces(connection, bus::object_path), s_(state)
     {
         registerAdaptor();
     }
@@ -316,7 +317,7 @@ void BusService::State::connect()
             .onInterface(interface_name)
             .withParameters<std::vector<ProcessRow>>("processes");
         subscription_object_->finishRegistration();
-        connection->requestName(bus_name);
+        connection->requestName(bus::name);
         binding_ = std::make_unique<SdEventBus>(loop_, *connection, [this](const std::exception& e) {
             spdlog::warn("lost the D-Bus connection ({}); counting goes on, reconnecting", e.what());
             // Not from inside the binding's own callback: defer the teardown.
@@ -330,13 +331,13 @@ void BusService::State::connect()
         });
         connection_ = std::move(connection);
         said_unavailable_ = false;
-        spdlog::info("owning {} on {}", bus_name, options_.address ? *options_.address : std::string("the system bus"));
+        spdlog::info("owning {} on {}", bus::name, options_.address ? *options_.address : std::string("the system bus"));
     } catch (const std::exception& e) {
         teardown();
         if (!said_unavailable_) {
             spdlog::warn("D-Bus is not available ({}); counting goes on, and unlinkd will claim {} when the bus "
                          "appears",
-                         e.what(), bus_name);
+                         e.what(), bus::name);
             said_unavailable_ = true;
         }
         schedule_retry();

@@ -26,14 +26,6 @@ struct BusOptions {
     std::string reader_group = "adm";
 };
 
-inline constexpr const char* bus_name = "org.unlinkd.Unlinkd1";
-inline constexpr const char* object_path = "/org/unlinkd/Unlinkd1";
-inline constexpr const char* interface_name = "org.unlinkd.Unlinkd1";
-// Signals addressed to one subscriber come from here: the bus policy denies
-// receipt of the main object's broadcast signals to ordinary users, and its
-// receive rules cannot tell a unicast signal from a broadcast one.
-inline constexpr const char* subscription_path = "/org/unlinkd/Unlinkd1/Subscription";
-
 class BusService : public EventSink {
 public:
     BusService(sd_event* loop, Engine& engine, BusOptions options);
