@@ -684,3 +684,63 @@ TEST_CASE("1000 rapid SetFilters from several clients during a storm: final filt
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     CHECK(property(bus.address(), "TotalDeletes").get<std::uint64_t>() - mid == 700);
 }
+
+TEST_CASE("unlinkctl events -f follows the caller's own deletions as they happen", "[dbus][unlinkctl]")
+{
+    const char* ctl = std::getenv("UNLINKCTL_BIN");
+    REQUIRE(ctl != nullptr);
+    PrivateSystemBus bus(policy_file());
+    Daemon d(bus.address());
+    REQUIRE(wait_for_name(bus.address()));
+    Scratch s;
+    REQUIRE(chmod(s.dir().c_str(), 01777) == 0);
+
+    // unlinkctl events -f --json as uid 65534, its output in a file.
+    std::string out_path = s.path("follow.out");
+    std::string address = bus.address();
+    pid_t follower = fork();
+    REQUIRE(follower >= 0);
+    if (follower == 0) {
+        int fd = open(out_path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        dup2(fd, 1);
+        if (setgroups(0, nullptr) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+            _exit(99);
+        std::string bus_arg = "--bus-address=" + address;
+        execl(ctl, ctl, bus_arg.c_str(), "--json", "events", "-f", "1", nullptr);
+        _exit(98);
+    }
+    // Until the subscription is in place deletions go unseen: delete as root
+    // and as 65534, round after round, until the follower shows one of its own.
+    std::set<pid_t> roots, mine;
+    std::string text;
+    for (int round = 0; round < 100 && text.find("ulk-f-nobody") == std::string::npos; ++round) {
+        std::string r = "root-" + std::to_string(round), m = "mine-" + std::to_string(round);
+        s.create(r);
+        s.create(m, 0666);
+        REQUIRE(chown(s.path(m).c_str(), 65534, 65534) == 0);
+        roots.insert(run_child({"ulk-f-root"}, [&]() { return unlink(s.path(r).c_str()); }));
+        mine.insert(run_child({"ulk-f-nobody", 65534, 65534}, [&]() { return unlink(s.path(m).c_str()); }));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::ifstream in(out_path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        text = ss.str();
+    }
+    kill(follower, SIGTERM);
+    int status = 0;
+    waitpid(follower, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    bool saw_mine = false;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.empty())
+            continue;
+        auto e = json::parse(line);
+        CHECK(e["uid"] == 65534);  // never root's deletions
+        CHECK(roots.count(e["pid"].get<pid_t>()) == 0);
+        saw_mine |= mine.count(e["pid"].get<pid_t>()) == 1 && e["result"] == 0 && e["comm"] == "ulk-f-nobody";
+    }
+    INFO("follower output: " << text);
+    CHECK(saw_mine);
+}
