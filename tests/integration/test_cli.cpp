@@ -108,10 +108,15 @@ Running start_daemon(const std::vector<std::string>& args, uid_t uid = 0,
     return Running{pid, out[0], err[0], {}, {}};
 }
 
+// The complete lines of `text` as JSON: the daemon may be in the middle of
+// writing the last one (a long line reaches the pipe in several writes).
 std::vector<json> json_lines(const std::string& text)
 {
     std::vector<json> out;
-    std::istringstream in(text);
+    auto end = text.rfind('\n');
+    if (end == std::string::npos)
+        return out;
+    std::istringstream in(text.substr(0, end + 1));
     std::string line;
     while (std::getline(in, line))
         if (!line.empty())
@@ -211,7 +216,13 @@ TEST_CASE("SIGUSR1 prints a summary while running", "[cli]")
     for (int i = 0; i < 40 && d.stdout_text.find("\"ulk-usr1\"") == std::string::npos; ++i)
         d.pump(50);
     kill(d.pid, SIGUSR1);
-    for (int i = 0; i < 40 && d.stdout_text.find("\"totals\"") == std::string::npos; ++i)
+    auto has_summary = [&] {
+        for (const auto& l : json_lines(d.stdout_text))
+            if (l.contains("totals"))
+                return true;
+        return false;
+    };
+    for (int i = 0; i < 100 && !has_summary(); ++i)
         d.pump(50);
     bool found = false;
     for (const auto& l : json_lines(d.stdout_text))
@@ -312,7 +323,4 @@ TEST_CASE("options of parts not built yet are refused, not ignored", "[cli]")
     auto d = start_daemon({"--foreground", "--config=/etc/unlinkd/unlinkd.json"});
     CHECK(d.stop(0) == 2);
     CHECK_THAT(d.stderr_text, Catch::Contains("not supported by this build yet"));
-    auto nf = start_daemon({});
-    CHECK(nf.stop(0) == 2);
-    CHECK_THAT(nf.stderr_text, Catch::Contains("--foreground"));
 }

@@ -731,6 +731,12 @@ TEST_CASE("unlinkctl events -f follows the caller's own deletions as they happen
     waitpid(follower, &status, 0);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+    {  // whole, now that the follower has exited: lines read before may be cut
+        std::ifstream in(out_path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        text = ss.str();
+    }
     bool saw_mine = false;
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);) {
