@@ -15,6 +15,7 @@
 #include "dbus_service.h"
 #include "engine.h"
 #include "format.h"
+#include "journal_sink.h"
 
 using namespace unlinkd;
 
@@ -158,10 +159,6 @@ int main(int argc, char** argv)
                       "release)");
         return exit_usage;
     }
-    if (!options->foreground) {
-        spdlog::error("only --foreground is available in this build: journald publishing is not built yet");
-        return exit_usage;
-    }
 
     // Blocked before anything is attached: a SIGTERM that comes while the
     // engine starts waits for the loop and detaches cleanly.
@@ -208,8 +205,10 @@ int main(int argc, char** argv)
     bus_options.address = options->bus_address;
     BusService bus(loop, e, bus_options);
     bus.start();
+    // The console in the foreground, the journal otherwise (spec section 6).
     ConsoleSink console(options->json);
-    FanOut sinks({&console, &bus});
+    JournalSink journal(loop, 200);
+    FanOut sinks({options->foreground ? static_cast<EventSink*>(&console) : &journal, &bus});
     e.set_sink(&sinks);
 
     sd_event_add_io(loop, nullptr, e.events_fd(), EPOLLIN, on_events, &d);
@@ -218,7 +217,7 @@ int main(int argc, char** argv)
 
     e.drain();
     e.set_sink(nullptr);
-    if (options->json)
+    if (options->json && options->foreground)
         print_summary(d);
     else
         std::fflush(stdout);

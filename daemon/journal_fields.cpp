@@ -1,0 +1,38 @@
+#include "journal_fields.h"
+
+#include "format.h"
+
+namespace unlinkd {
+
+std::vector<std::string> deletion_fields(const Event& e)
+{
+    return {
+        "MESSAGE=" + journal_message(e),
+        std::string("MESSAGE_ID=") + message_id_deletion,
+        "PRIORITY=6",
+        "UNLINKD_PID=" + std::to_string(e.pid),
+        "UNLINKD_TID=" + std::to_string(e.tid),
+        "UNLINKD_PPID=" + std::to_string(e.ppid),
+        "UNLINKD_UID=" + std::to_string(e.uid),
+        "UNLINKD_GID=" + std::to_string(e.gid),
+        "UNLINKD_COMM=" + e.comm,
+        "UNLINKD_PATH=" + e.path,
+        "UNLINKD_PATH_AS_GIVEN=" + e.path_as_given,
+        "UNLINKD_RESULT=" + std::to_string(e.result),
+        "UNLINKD_MODE=" + std::string(mode_name(e.mode)),
+        "UNLINKD_UNIT=" + e.unit,
+    };
+}
+
+std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64_t per_second)
+{
+    return {
+        "MESSAGE=" + std::to_string(not_logged) + " deletions not logged (more than " + std::to_string(per_second) +
+            " a second); the counts stay exact",
+        std::string("MESSAGE_ID=") + message_id_summary,
+        "PRIORITY=5",
+        "UNLINKD_NOT_LOGGED=" + std::to_string(not_logged),
+    };
+}
+
+}  // namespace unlinkd

@@ -1,0 +1,25 @@
+// The journal entries unlinkd writes (spec section 5), as field lists. Pure:
+// journal_sink sends them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "event.h"
+
+namespace unlinkd {
+
+// MESSAGE_IDs, documented in systemd/unlinkd.catalog.
+inline constexpr const char* message_id_deletion = "1e7a225fb4ed478abe629f4b6b6823ec";
+inline constexpr const char* message_id_summary = "56dd6baa98ba4f23bfa30e9b04725d50";
+
+// "KEY=value" fields of one deletion: MESSAGE, MESSAGE_ID, PRIORITY=6 and
+// every UNLINKD_* field.
+std::vector<std::string> deletion_fields(const Event& e);
+
+// The entry that says how many deletions were not logged in an interval
+// because more than `per_second` came in a second.
+std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64_t per_second);
+
+}  // namespace unlinkd

@@ -1,0 +1,62 @@
+#include "journal_sink.h"
+
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+
+#include <string>
+#include <vector>
+
+#include "journal_fields.h"
+
+namespace unlinkd {
+
+namespace {
+
+void send(const std::vector<std::string>& fields)
+{
+    std::vector<iovec> iov;
+    iov.reserve(fields.size());
+    for (const auto& f : fields)
+        iov.push_back(iovec{const_cast<char*>(f.data()), f.size()});
+    sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+}
+
+}  // namespace
+
+JournalSink::JournalSink(sd_event* loop, std::uint64_t max_per_second) : loop_(loop), limit_(max_per_second)
+{
+    sd_event_add_time_relative(
+        loop_, &timer_, CLOCK_MONOTONIC, 1'000'000, 0,
+        [](sd_event_source* src, std::uint64_t, void* self) {
+            static_cast<JournalSink*>(self)->flush_not_logged();
+            std::uint64_t now = 0;
+            sd_event_now(sd_event_source_get_event(src), CLOCK_MONOTONIC, &now);
+            sd_event_source_set_time(src, now + 1'000'000);
+            sd_event_source_set_enabled(src, SD_EVENT_ON);
+            return 0;
+        },
+        this);
+    sd_event_source_set_enabled(timer_, SD_EVENT_ON);
+}
+
+JournalSink::~JournalSink()
+{
+    flush_not_logged();
+    sd_event_source_disable_unref(timer_);
+}
+
+void JournalSink::on_event(const Event& e)
+{
+    std::uint64_t now = 0;
+    sd_event_now(loop_, CLOCK_MONOTONIC, &now);
+    if (limit_.allow(now))
+        send(deletion_fields(e));
+}
+
+void JournalSink::flush_not_logged()
+{
+    if (auto n = limit_.take_suppressed())
+        send(not_logged_fields(n, limit_.rate()));
+}
+
+}  // namespace unlinkd

@@ -1,0 +1,31 @@
+// Publishes deletions to the journal: one structured entry per deletion, at
+// most max_per_second a second, and one entry per second saying how many were
+// not logged beyond that (the counts in the kernel stay exact regardless).
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <cstdint>
+
+#include "engine.h"
+#include "rate_limit.h"
+
+namespace unlinkd {
+
+class JournalSink : public EventSink {
+public:
+    JournalSink(sd_event* loop, std::uint64_t max_per_second);
+    ~JournalSink() override;
+    JournalSink(const JournalSink&) = delete;
+    JournalSink& operator=(const JournalSink&) = delete;
+
+    void on_event(const Event& e) override;
+
+private:
+    void flush_not_logged();
+    sd_event* loop_;
+    RateLimiter limit_;
+    sd_event_source* timer_ = nullptr;
+};
+
+}  // namespace unlinkd
