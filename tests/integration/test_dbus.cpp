@@ -265,10 +265,17 @@ TEST_CASE("a known workload's exact counts and events over D-Bus", "[dbus]")
         in_top |= r[0] == pid && r[3] == 3;
     CHECK(in_top);
 
+    // Events reach the daemon through the ring buffer, a moment after the
+    // kernel's counts: wait for all four.
     std::vector<json> mine;
-    for (const auto& e : call(bus.address(), "GetRecentEvents", {"u", "1024"}))
-        if (e[1] == pid)
-            mine.push_back(e);
+    for (int i = 0; i < 50 && mine.size() < 4; ++i) {
+        mine.clear();
+        for (const auto& e : call(bus.address(), "GetRecentEvents", {"u", "1024"}))
+            if (e[1] == pid)
+                mine.push_back(e);
+        if (mine.size() < 4)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     REQUIRE(mine.size() == 4);
     CHECK(mine[0][4] == s.path("b1"));
     CHECK(mine[1][4] == s.path("b2"));
@@ -555,13 +562,18 @@ TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][un
     CHECK(table.code == 0);
     CHECK_THAT(table.out, Catch::Contains("PID") && Catch::Contains("ulk-ctl"));
 
-    auto events = unlinkctl({"--json", "events", "1024"});
-    REQUIRE(events.code == 0);
     int seen = 0;
-    std::istringstream lines(events.out);
-    for (std::string line; std::getline(lines, line);)
-        if (!line.empty() && json::parse(line)["pid"] == pid)
-            ++seen;
+    for (int i = 0; i < 50 && seen < 2; ++i) {  // events follow the counts by a moment
+        auto events = unlinkctl({"--json", "events", "1024"});
+        REQUIRE(events.code == 0);
+        seen = 0;
+        std::istringstream lines(events.out);
+        for (std::string line; std::getline(lines, line);)
+            if (!line.empty() && json::parse(line)["pid"] == pid)
+                ++seen;
+        if (seen < 2)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     CHECK(seen == 2);
 
     auto status = unlinkctl({"--json", "status"});
