@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "harness.h"
 
@@ -34,6 +35,23 @@ struct Running {
     pid_t pid = -1;
     int out = -1, err = -1;
     std::string stdout_text, stderr_text;
+
+    Running(pid_t p, int o, int e) : pid(p), out(o), err(e) {}
+    Running(Running&& other) noexcept
+        : pid(std::exchange(other.pid, -1)), out(std::exchange(other.out, -1)), err(std::exchange(other.err, -1)),
+          stdout_text(std::move(other.stdout_text)), stderr_text(std::move(other.stderr_text)) {}
+    // A test that fails before stop() must not leave a daemon attached.
+    ~Running()
+    {
+        if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+        if (out >= 0)
+            close(out);
+        if (err >= 0)
+            close(err);
+    }
 
     // Reads what is available from both pipes for up to `ms`.
     void pump(int ms)
@@ -69,6 +87,7 @@ struct Running {
             if (waitpid(pid, &status, WNOHANG) == pid) {
                 for (int j = 0; j < 20; ++j)
                     pump(5);
+                pid = -1;  // reaped
                 return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
             }
         }
@@ -105,7 +124,7 @@ Running start_daemon(const std::vector<std::string>& args, uid_t uid = 0,
     close(err[1]);
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(err[0], F_SETFL, O_NONBLOCK);
-    return Running{pid, out[0], err[0], {}, {}};
+    return Running(pid, out[0], err[0]);
 }
 
 // The complete lines of `text` as JSON: the daemon may be in the middle of
