@@ -285,9 +285,9 @@ private:
         return out;
     }
     std::vector<std::string> Filters() override { return s_.engine_.filters(); }
-    std::uint64_t TotalDeletes() override { return s_.engine_.totals().deletes; }
-    std::uint64_t TotalFailures() override { return s_.engine_.totals().failures; }
-    std::uint64_t LostEvents() override { return s_.engine_.totals().lost_events; }
+    std::uint64_t TotalDeletes() override { return s_.engine_.counters().deletes; }
+    std::uint64_t TotalFailures() override { return s_.engine_.counters().failures; }
+    std::uint64_t LostEvents() override { return s_.engine_.counters().lost_events; }
     std::uint32_t TrackedProcesses() override
     {
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(s_.engine_.totals().tracked_processes, UINT32_MAX));
@@ -452,8 +452,6 @@ void BusService::start()
         sd_event_source_set_enabled(state_->summary_timer_, SD_EVENT_ON);
     }
 }
-
-bool BusService::connected() const { return state_->connection_ != nullptr; }
 
 void BusService::on_event(const Event& event) { state_->on_event(event); }
 

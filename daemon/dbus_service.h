@@ -35,7 +35,6 @@ public:
 
     // Connects now, or keeps trying every two seconds.
     void start();
-    bool connected() const;
 
     void on_event(const Event& event) override;
 

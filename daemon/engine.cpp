@@ -163,6 +163,8 @@ std::vector<std::string> Engine::filters() const
     return out;
 }
 
+Totals Engine::counters() const { return sum_totals(maps_->read_totals_per_cpu(), 0); }
+
 Totals Engine::totals() const
 {
     return sum_totals(maps_->read_totals_per_cpu(), maps_->count_processes());

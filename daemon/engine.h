@@ -62,6 +62,10 @@ public:
     Status set_filters(const std::vector<std::string>& rules);
     std::vector<std::string> filters() const;
 
+    // The per-CPU counters alone: cheap, no walk of the process table
+    // (tracked_processes and evicted_processes stay 0).
+    Totals counters() const;
+    // The counters plus the process table's size and evictions.
     Totals totals() const;
     std::vector<ProcessStats> processes();
     Status reset();
@@ -71,7 +75,6 @@ public:
     std::size_t drain();
 
     BpfMaps& maps() { return *maps_; }
-    const EventJoiner& joiner() const { return joiner_; }
 
 private:
     Engine() = default;

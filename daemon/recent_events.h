@@ -17,7 +17,6 @@ public:
     void add(const Event& e);
     // The newest `count` events for which `visible` holds, newest last.
     std::vector<Event> newest(std::size_t count, const std::function<bool(const Event&)>& visible) const;
-    void clear() { events_.clear(); }
     std::size_t size() const { return events_.size(); }
 
 private:
