@@ -9,7 +9,10 @@
 
 #include <cerrno>
 #include <cstdarg>
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "unlinkd.skel.h"
@@ -89,7 +92,11 @@ Status ensure_tracefs()
 
 // ---- BpfMaps ----
 
-Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes)
+namespace {
+
+// Opens and loads the object with no programs: that creates the maps, or,
+// with `reuse`, takes every map from it. Null with errno's error on failure.
+Result<unlinkd_bpf*> load_maps(const MapSizes& sizes, const NamedObjects* reuse)
 {
     unlinkd_bpf* skel = unlinkd_bpf__open();
     if (!skel) {
@@ -100,23 +107,84 @@ Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes)
     bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
     bpf_map__set_max_entries(skel->maps.processes, sizes.max_processes);
     bpf_map__set_max_entries(skel->maps.events, round_up_pow2(sizes.ring_buffer_bytes));
-    int err = unlinkd_bpf__load(skel);
-    if (err) {
+    if (reuse) {
+        bpf_map* map;
+        bpf_object__for_each_map(map, skel->obj)
+        {
+            if (bpf_map__is_internal(map))
+                continue;
+            auto it = reuse->find(std::string("map-") + bpf_map__name(map));
+            int err = it == reuse->end() ? ENOENT : bpf_map__reuse_fd(map, it->second) ? errno : 0;
+            if (err) {
+                unlinkd_bpf__destroy(skel);
+                return Error{err, std::string("the kept map ") + bpf_map__name(map) + " is " +
+                                      (err == ENOENT ? "missing" : std::string("unusable: ") + std::strerror(err))};
+            }
+        }
+    }
+    if (int err = unlinkd_bpf__load(skel)) {
         unlinkd_bpf__destroy(skel);
         err = -err;
         std::string hint = err == EPERM ? "; run unlinkd as root (it needs CAP_BPF and CAP_PERFMON)" : "";
         return Error{err, std::string("cannot create the BPF maps (") + strerrorname_np(err) + ", " +
                               std::strerror(err) + ")" + hint};
     }
-    std::unique_ptr<BpfMaps> maps(new BpfMaps(skel));
+    return skel;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes, NamedObjects* inherited)
+{
+    bool any_kept = false;
+    if (inherited)
+        for (const auto& [name, fd] : *inherited)
+            any_kept |= name.rfind("map-", 0) == 0;
+    std::unique_ptr<BpfMaps> maps;
+    if (any_kept) {
+        auto skel = load_maps(sizes, inherited);
+        if (skel) {
+            maps.reset(new BpfMaps(*skel));
+            maps->adopted_ = true;
+        } else {
+            spdlog::warn("cannot adopt the maps of the previous run ({}); starting from zero", skel.error().message);
+        }
+        // Ours now (libbpf duplicated them) or useless: close them either way.
+        for (auto it = inherited->begin(); it != inherited->end();) {
+            if (it->first.rfind("map-", 0) != 0) {
+                ++it;
+                continue;
+            }
+            close(it->second);
+            it = inherited->erase(it);
+        }
+        if (maps)
+            return maps;
+    }
+    auto skel = load_maps(sizes, nullptr);
+    if (!skel)
+        return skel.error();
+    maps.reset(new BpfMaps(*skel));
     // Generation 0: the empty filter, so fresh maps count everything.
     unlinkd_filter_meta everything{};
     std::uint32_t zero = 0;
-    if (bpf_map_update_elem(bpf_map__fd(skel->maps.filter_meta), &zero, &everything, BPF_ANY)) {
+    if (bpf_map_update_elem(bpf_map__fd((*skel)->maps.filter_meta), &zero, &everything, BPF_ANY)) {
         int e = errno;
         return Error{e, std::string("cannot initialise the filter map: ") + std::strerror(e)};
     }
     return maps;
+}
+
+NamedObjects BpfMaps::objects() const
+{
+    NamedObjects out;
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel_->obj)
+    {
+        if (!bpf_map__is_internal(map))
+            out[std::string("map-") + bpf_map__name(map)] = bpf_map__fd(map);
+    }
+    return out;
 }
 
 BpfMaps::~BpfMaps() { unlinkd_bpf__destroy(skel_); }
@@ -300,6 +368,25 @@ Status BpfMaps::reset_counts()
 
 // ---- ModeAttachment ----
 
+namespace {
+
+// Attachment ids tell which attachment claimed a call (hand_over). They must
+// differ from the ids of a previous run's attachments still claiming calls:
+// start above those, and above a clock that grows faster than ids are used.
+std::uint32_t last_attachment_id = 0;
+
+void ids_start_after(std::uint32_t id)
+{
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    auto clock_floor = static_cast<std::uint32_t>(now.tv_sec * 16);
+    last_attachment_id = std::max({last_attachment_id, id, clock_floor});
+}
+
+}  // namespace
+
+int ModeAttachment::Link::get_fd() const { return link ? bpf_link__fd(link) : fd; }
+
 Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps, Mode mode, bool claims_calls)
 {
     unlinkd_bpf* skel = unlinkd_bpf__open();
@@ -307,8 +394,8 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
         int err = errno;
         return Error{err, explain_unavailable(mode, ProbeStage::open, err)};
     }
-    static std::uint32_t last_id = 0;
-    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, ++last_id));
+    ids_start_after(0);
+    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, ++last_attachment_id));
     skel->rodata->attachment_id = self->id_;
     skel->rodata->claims_calls = claims_calls;
 
@@ -333,12 +420,12 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
     if (int err = unlinkd_bpf__load(skel))
         return Error{-err, explain_unavailable(mode, ProbeStage::load, -err)};
 
-    auto attach_all = [](const std::vector<bpf_program*>& progs, std::vector<bpf_link*>& links) -> int {
+    auto attach_all = [](const std::vector<bpf_program*>& progs, std::vector<Link>& links) -> int {
         for (auto* p : progs) {
             bpf_link* link = bpf_program__attach(p);
             if (!link)
                 return errno;
-            links.push_back(link);
+            links.push_back(Link{link, -1});
         }
         return 0;
     };
@@ -349,17 +436,63 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
     return self;
 }
 
+std::vector<std::unique_ptr<ModeAttachment>> ModeAttachment::adopt(NamedObjects& inherited)
+{
+    std::map<std::uint32_t, std::unique_ptr<ModeAttachment>> by_id;
+    for (auto it = inherited.begin(); it != inherited.end();) {
+        // link-<mode>-<id>-<e|x><n>
+        char mode_text[16] = {}, kind = 0;
+        unsigned id = 0, n = 0;
+        auto mode = std::sscanf(it->first.c_str(), "link-%15[a-z]-%u-%c%u", mode_text, &id, &kind, &n) == 4
+                        ? parse_mode(mode_text)
+                        : std::nullopt;
+        if (!mode || (kind != 'e' && kind != 'x')) {
+            ++it;
+            continue;
+        }
+        auto& a = by_id[id];
+        if (!a)
+            a.reset(new ModeAttachment(nullptr, *mode, id));
+        (kind == 'e' ? a->entry_links_ : a->exit_links_).push_back(Link{nullptr, it->second});
+        ids_start_after(id);
+        it = inherited.erase(it);
+    }
+    std::vector<std::unique_ptr<ModeAttachment>> out;
+    for (auto& [id, a] : by_id)
+        out.push_back(std::move(a));
+    return out;
+}
+
+NamedObjects ModeAttachment::objects() const
+{
+    NamedObjects out;
+    std::string prefix = "link-" + std::string(mode_name(mode_)) + "-" + std::to_string(id_) + "-";
+    for (std::size_t i = 0; i < entry_links_.size(); ++i)
+        out[prefix + "e" + std::to_string(i)] = entry_links_[i].get_fd();
+    for (std::size_t i = 0; i < exit_links_.size(); ++i)
+        out[prefix + "x" + std::to_string(i)] = exit_links_[i].get_fd();
+    return out;
+}
+
 ModeAttachment::~ModeAttachment()
 {
-    for (auto* l : entry_links_)
-        bpf_link__destroy(l);
-    for (auto* l : exit_links_)
-        bpf_link__destroy(l);
-    unlinkd_bpf__destroy(skel_);
+    auto release = [](std::vector<Link>& links) {
+        for (auto& l : links) {
+            if (l.link)
+                bpf_link__destroy(l.link);
+            else if (l.fd >= 0)
+                close(l.fd);
+        }
+    };
+    release(entry_links_);
+    release(exit_links_);
+    if (skel_)
+        unlinkd_bpf__destroy(skel_);
 }
 
 std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next,
-                      std::chrono::milliseconds timeout)
+                      std::chrono::milliseconds timeout,
+                      const std::function<void(const ModeAttachment& next)>& before_detach)
 {
     unlinkd_config config = maps.read_config();
     config.retiring_attachment = current->id();
@@ -377,6 +510,8 @@ std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, s
         spdlog::warn("{} deletions claimed by the old {} attachment were still running after {} ms; detaching it "
                      "anyway (their results may not be counted)",
                      running, mode_name(current->mode()), timeout.count());
+    if (before_detach)
+        before_detach(*next);
     current = std::move(next);  // the old attachment detaches here
     config = maps.read_config();
     config.retiring_attachment = 0;

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,9 +31,17 @@ struct MapSizes {
     std::uint32_t ring_buffer_bytes = 1u << 20;  // rounded up to a power of two pages
 };
 
+// BPF objects by name (see object_keeper.h for the names), fd owned by the
+// holder of the map.
+using NamedObjects = std::map<std::string, int>;
+
 class BpfMaps {
 public:
-    static Result<std::unique_ptr<BpfMaps>> make(const MapSizes& sizes);
+    // Fresh maps, or the maps a previous run left (`inherited`, "map-<name>"
+    // fds; those used are closed and erased from it) so their counts carry on.
+    // When the inherited maps are incomplete or do not fit this build, fresh
+    // maps are made and `adopted()` says so.
+    static Result<std::unique_ptr<BpfMaps>> make(const MapSizes& sizes, NamedObjects* inherited = nullptr);
     ~BpfMaps();
     BpfMaps(const BpfMaps&) = delete;
     BpfMaps& operator=(const BpfMaps&) = delete;
@@ -39,6 +49,9 @@ public:
     // The fd of the map called `name` (as in unlinkd.bpf.c), or -1.
     int fd(std::string_view name) const;
     int events_fd() const { return fd("events"); }
+    bool adopted() const { return adopted_; }
+    // Every map by its kept name ("map-<name>").
+    NamedObjects objects() const;
 
     unlinkd_config read_config() const;
     Status write_config(const unlinkd_config& config);
@@ -63,6 +76,7 @@ public:
 private:
     explicit BpfMaps(unlinkd_bpf* skel) : skel_(skel) {}
     unlinkd_bpf* skel_;
+    bool adopted_ = false;
 };
 
 class ModeAttachment {
@@ -72,6 +86,10 @@ public:
     // A trial attachment (`claims_calls` false) runs its programs but never
     // claims a call, so detaching it cannot lose one.
     static Result<std::unique_ptr<ModeAttachment>> make(const BpfMaps& maps, Mode mode, bool claims_calls = true);
+    // The attachments a previous run left attached (its "link-..." fds, which
+    // are erased from `inherited` and owned from here on), one per id. They
+    // keep counting until handed over to an attachment of this run.
+    static std::vector<std::unique_ptr<ModeAttachment>> adopt(NamedObjects& inherited);
     // Detaches entry programs first, then exit programs, so calls already
     // inside do_unlinkat are still counted by this mode's exit or another's.
     ~ModeAttachment();
@@ -80,14 +98,22 @@ public:
 
     Mode mode() const { return mode_; }
     std::uint32_t id() const { return id_; }
+    // The links by their kept names ("link-<mode>-<id>-<e|x><n>").
+    NamedObjects objects() const;
 
 private:
+    // A link made here (libbpf's) or adopted from a previous run (a bare fd).
+    struct Link {
+        bpf_link* link = nullptr;
+        int fd = -1;
+        int get_fd() const;
+    };
     ModeAttachment(unlinkd_bpf* skel, Mode mode, std::uint32_t id) : skel_(skel), mode_(mode), id_(id) {}
-    unlinkd_bpf* skel_;
+    unlinkd_bpf* skel_;  // null when adopted
     Mode mode_;
     std::uint32_t id_;
-    std::vector<bpf_link*> entry_links_;
-    std::vector<bpf_link*> exit_links_;
+    std::vector<Link> entry_links_;
+    std::vector<Link> exit_links_;
 };
 
 // Replaces `current` by `next`, which is already attached, losing and
@@ -97,8 +123,12 @@ private:
 // skips its fexit programs for calls still inside (bpf_tramp_image_put), and
 // a kretprobe or syscall-exit program of a detached mode never runs.
 // Returns how many claimed calls were still running at the timeout.
+// `before_detach` runs once the old attachment's calls are drained, just
+// before it is detached (the daemon updates its kept objects there, so a kept
+// copy of an old link cannot outlive the drain).
 std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(1));
+                      std::chrono::milliseconds timeout = std::chrono::seconds(1),
+                      const std::function<void(const ModeAttachment& next)>& before_detach = {});
 
 // Really loads and attaches `mode`, then detaches it: the kernel decides.
 ModeStatus probe_mode(const BpfMaps& maps, Mode mode);

@@ -16,13 +16,21 @@ std::string usage_text()
            "  --filter=RULE         FIELD=VALUE or FIELD!=VALUE, FIELD one of pid, uid, comm, path,\n"
            "                        unit; repeatable (includes of a field OR-ed, fields AND-ed,\n"
            "                        excludes win)\n"
-           "  --config=FILE         configuration file (default /etc/unlinkd/unlinkd.json)\n"
+           "  --config=FILE         configuration file (default /etc/unlinkd/unlinkd.json; JSON,\n"
+           "                        comments allowed; a missing default file means defaults)\n"
            "  --bus-address=ADDR    D-Bus address to use instead of the system bus\n"
            "  --list-modes          try every attach mode on this kernel, print which load, and exit\n"
            "  --help                show this help\n"
            "  --version             show the version\n"
            "\n"
-           "Signals: SIGTERM/SIGINT detach and exit; SIGUSR1 prints a summary (with --json).\n";
+           "--mode and --filter override the configuration and the saved runtime state.\n"
+           "\n"
+           "Signals: SIGTERM/SIGINT exit (detaching everything unless systemd keeps the probes for a\n"
+           "restart); SIGHUP reloads the configuration; SIGUSR1 prints a summary (with --json).\n"
+           "\n"
+           "Environment: STATE_DIRECTORY (default /var/lib/unlinkd) holds filters and mode set over\n"
+           "D-Bus; UNLINKD_PIN_DIR (default /sys/fs/bpf/unlinkd) keeps the maps and probes across a\n"
+           "crash when not run by systemd; UNLINKD_LOG_LEVEL=debug shows libbpf's messages.\n";
 }
 
 static Error usage_error(const std::string& what)

@@ -206,6 +206,8 @@ private:
                                r.error().message);
         spdlog::info("filters set over D-Bus: {} rule(s)", rules.size());
         properties_changed({"Filters"});
+        if (s_.options_.on_runtime_change)
+            s_.options_.on_runtime_change();
     }
 
     std::string SetAttachMode(const std::string& mode) override
@@ -227,6 +229,8 @@ private:
             changed.push_back("RequestedAttachMode");
         if (!changed.empty())
             properties_changed(changed);
+        if (s_.options_.on_runtime_change)
+            s_.options_.on_runtime_change();
         return std::string(mode_name(*r));
     }
 
@@ -332,6 +336,8 @@ void BusService::State::connect()
         connection_ = std::move(connection);
         said_unavailable_ = false;
         spdlog::info("owning {} on {}", bus::name, options_.address ? *options_.address : std::string("the system bus"));
+        if (options_.on_name_acquired)
+            options_.on_name_acquired();
     } catch (const std::exception& e) {
         teardown();
         if (!said_unavailable_) {
@@ -454,5 +460,28 @@ void BusService::start()
 }
 
 void BusService::on_event(const Event& event) { state_->on_event(event); }
+
+void BusService::reconfigure(const BusOptions& options)
+{
+    auto& s = *state_;
+    s.options_.max_signals_per_sec = options.max_signals_per_sec;
+    s.options_.summary_interval_sec = options.summary_interval_sec;  // from the next tick on
+    s.options_.recent_events = options.recent_events;
+    s.options_.reader_group = options.reader_group;
+    s.signals_.set_rate(options.max_signals_per_sec);
+    s.recent_.set_capacity(options.recent_events);
+    s.policy_ = AccessPolicy(group_ids(options.reader_group));
+}
+
+void BusService::properties_changed(const std::vector<std::string>& names)
+{
+    if (!state_->object_ || names.empty())
+        return;
+    try {
+        state_->object_->properties_changed(names);
+    } catch (const sdbus::Error& e) {
+        spdlog::debug("sending PropertiesChanged failed: {}", e.what());
+    }
+}
 
 }  // namespace unlinkd

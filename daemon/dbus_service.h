@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,10 @@ struct BusOptions {
     std::uint64_t summary_interval_sec = 1;
     std::size_t recent_events = 1024;
     std::string reader_group = "adm";
+    // The name is ours (the daemon may now tell systemd it is ready).
+    std::function<void()> on_name_acquired;
+    // A client changed the filters or the mode (the daemon saves them).
+    std::function<void()> on_runtime_change;
 };
 
 class BusService : public EventSink {
@@ -37,6 +42,12 @@ public:
     void start();
 
     void on_event(const Event& event) override;
+
+    // A configuration reload: new rates, cadence, buffer size and reader
+    // group (the address and callbacks stay).
+    void reconfigure(const BusOptions& options);
+    // Tells clients that properties changed outside a D-Bus call (a reload).
+    void properties_changed(const std::vector<std::string>& names);
 
 private:
     class State;

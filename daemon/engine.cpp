@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <ctime>
@@ -49,13 +50,27 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
         return rules.error();
 
     std::unique_ptr<Engine> e(new Engine());
-    auto maps = BpfMaps::make(options.sizes);
+    e->keeper_ = options.keeper;
+    NamedObjects inherited = options.inherited;
+    auto maps = BpfMaps::make(options.sizes, &inherited);
     if (!maps)
         return maps.error();
     e->maps_ = std::move(*maps);
+    // A previous run's attachments keep counting into its maps until this
+    // run's attachment takes over from them (below). Without its maps they
+    // are of no use: closing them detaches them.
+    std::vector<std::unique_ptr<ModeAttachment>> adopted;
+    if (e->maps_->adopted())
+        adopted = ModeAttachment::adopt(inherited);
+    for (const auto& [name, fd] : inherited)
+        close(fd);
 
-    unlinkd_config config{};
+    // Adopted maps keep their filter generation: the rules in force stay in
+    // force until the new ones replace them with one flip.
+    unlinkd_config config = e->maps_->adopted() ? e->maps_->read_config() : unlinkd_config{};
+    e->generation_ = config.filter_generation;
     config.flags = options.stream_events ? UNLINKD_CONFIG_STREAM_EVENTS : 0;
+    config.retiring_attachment = 0;
     fill_pid_namespace(config);
     if (auto s = e->maps_->write_config(config); !s)
         return s.error();
@@ -98,6 +113,18 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
         return Error{code, "cannot attach: " + why + (options.mode.automatic ? all : std::string())};
     }
 
+    if (e->maps_->adopted())
+        spdlog::info("carrying on with the counts of the previous run ({} of its attachments handed over)",
+                     adopted.size());
+    for (auto& old : adopted)
+        e->replace_attachment(old, std::move(e->attached_)), e->attached_ = std::move(old);
+    if (e->keeper_)
+        e->keeper_->keep([&] {
+            auto objects = e->maps_->objects();
+            objects.merge(e->attached_->objects());
+            return objects;
+        }());
+
     e->ring_ = ring_buffer__new(e->maps_->events_fd(), &Engine::on_ring_record, e.get(), nullptr);
     if (!e->ring_) {
         int err = errno;
@@ -135,12 +162,23 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
         }
         status = ModeStatus{m, true, 0, {}};
         Mode old = attached_->mode();
-        hand_over(*maps_, attached_, std::move(*a));
+        replace_attachment(attached_, std::move(*a));
         requested_ = requested;
         spdlog::info("attach mode {} -> {}", mode_name(old), mode_name(m));
         return m;
     }
     return last;
+}
+
+void Engine::replace_attachment(std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next)
+{
+    hand_over(*maps_, current, std::move(next), std::chrono::seconds(1), [this](const ModeAttachment& incoming) {
+        if (!keeper_)
+            return;
+        auto objects = maps_->objects();
+        objects.merge(incoming.objects());
+        keeper_->keep(objects);
+    });
 }
 
 Status Engine::set_filters(const std::vector<std::string>& rules)

@@ -17,6 +17,7 @@
 #include "event.h"
 #include "filter.h"
 #include "modes.h"
+#include "object_keeper.h"
 #include "result.h"
 
 struct ring_buffer;
@@ -34,6 +35,10 @@ struct EngineOptions {
     std::vector<std::string> filters;
     MapSizes sizes{};
     bool stream_events = true;  // false: count only, never resolve paths
+    // Where maps and links are kept across restarts (null: nowhere), and what
+    // a previous run left there (the engine adopts and owns those fds).
+    ObjectKeeper* keeper = nullptr;
+    NamedObjects inherited;
 };
 
 class Engine {
@@ -75,12 +80,18 @@ public:
     std::size_t drain();
 
     BpfMaps& maps() { return *maps_; }
+    // Whether the counts carry on from a previous run's maps.
+    bool adopted_counts() const { return maps_->adopted(); }
 
 private:
     Engine() = default;
+    // Replaces the attachment by `next` without losing a call, and keeps the
+    // new set of objects before the old links go.
+    void replace_attachment(std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next);
     static int on_ring_record(void* ctx, void* data, std::size_t size);
 
     std::unique_ptr<BpfMaps> maps_;
+    ObjectKeeper* keeper_ = nullptr;
     std::unique_ptr<ModeAttachment> attached_;
     ModeTable modes_{};
     RequestedMode requested_{};

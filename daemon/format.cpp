@@ -75,4 +75,14 @@ nlohmann::json summary_json(const Totals& t, const std::vector<ProcessStats>& pr
     return {{"totals", totals_json(t)}, {"processes", std::move(list)}};
 }
 
+std::string status_text(std::string_view mode, const Totals& t)
+{
+    auto plural = [](std::uint64_t n, const char* one, const char* many) {
+        return std::to_string(n) + " " + (n == 1 ? one : many);
+    };
+    return std::string(mode) + " mode: " + plural(t.deletes, "deletion", "deletions") + ", " +
+           plural(t.failures, "failure", "failures") + ", " +
+           plural(t.tracked_processes, "process", "processes");
+}
+
 }  // namespace unlinkd

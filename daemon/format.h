@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,9 @@ std::string errno_name(int result);
 nlohmann::json event_json(const Event& e);
 nlohmann::json totals_json(const Totals& t);
 nlohmann::json process_json(const ProcessStats& p);
+// systemd's STATUS= line: "tracepoint mode: 12 deletions, 1 failure, 3 processes".
+std::string status_text(std::string_view mode, const Totals& t);
+
 nlohmann::json summary_json(const Totals& t, const std::vector<ProcessStats>& processes);
 
 }  // namespace unlinkd

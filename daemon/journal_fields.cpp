@@ -35,4 +35,29 @@ std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64
     };
 }
 
+std::vector<std::string> summary_fields(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,
+                                        std::uint64_t interval_sec, std::string_view mode)
+{
+    std::uint64_t deletes = now.deletes - before.deletes;
+    std::uint64_t failures = now.failures - before.failures;
+    std::string busiest;
+    for (const auto& p : top)
+        busiest += (busiest.empty() ? "; busiest: " : ", ") + p.comm + "[" + std::to_string(p.pid) + "] " +
+                   std::to_string(p.deletes);
+    return {
+        "MESSAGE=" + std::to_string(deletes) + " deletions and " + std::to_string(failures) +
+            " failed attempts in the last " + std::to_string(interval_sec) + " s (" + std::to_string(now.deletes) +
+            " and " + std::to_string(now.failures) + " in all)" + busiest,
+        std::string("MESSAGE_ID=") + message_id_summary,
+        "PRIORITY=6",
+        "UNLINKD_DELETES=" + std::to_string(deletes),
+        "UNLINKD_FAILURES=" + std::to_string(failures),
+        "UNLINKD_TOTAL_DELETES=" + std::to_string(now.deletes),
+        "UNLINKD_TOTAL_FAILURES=" + std::to_string(now.failures),
+        "UNLINKD_LOST_EVENTS=" + std::to_string(now.lost_events),
+        "UNLINKD_MODE=" + std::string(mode),
+        "UNLINKD_INTERVAL_SEC=" + std::to_string(interval_sec),
+    };
+}
+
 }  // namespace unlinkd

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "aggregate.h"
 #include "event.h"
 
 namespace unlinkd {
@@ -21,5 +23,10 @@ std::vector<std::string> deletion_fields(const Event& e);
 // The entry that says how many deletions were not logged in an interval
 // because more than `per_second` came in a second.
 std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64_t per_second);
+
+// The periodic summary entry: what changed in the last `interval_sec`
+// (`now` minus `before`), the totals, and the busiest processes of `top`.
+std::vector<std::string> summary_fields(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,
+                                        std::uint64_t interval_sec, std::string_view mode);
 
 }  // namespace unlinkd

@@ -53,6 +53,12 @@ void JournalSink::on_event(const Event& e)
         send(deletion_fields(e));
 }
 
+void JournalSink::send_summary(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,
+                               std::uint64_t interval_sec, std::string_view mode)
+{
+    send(summary_fields(now, before, top, interval_sec, mode));
+}
+
 void JournalSink::flush_not_logged()
 {
     if (auto n = limit_.take_suppressed())

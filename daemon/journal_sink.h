@@ -6,6 +6,8 @@
 #include <systemd/sd-event.h>
 
 #include <cstdint>
+#include <string_view>
+#include <vector>
 
 #include "engine.h"
 #include "rate_limit.h"
@@ -20,6 +22,10 @@ public:
     JournalSink& operator=(const JournalSink&) = delete;
 
     void on_event(const Event& e) override;
+    void set_rate(std::uint64_t max_per_second) { limit_.set_rate(max_per_second); }
+    // Writes the periodic summary entry (journal_fields.h).
+    static void send_summary(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,
+                             std::uint64_t interval_sec, std::string_view mode);
 
 private:
     void flush_not_logged();

@@ -3,7 +3,9 @@
 // sd-event (ring buffer fd, signals) and to the console.
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <grp.h>
 #include <sys/epoll.h>
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
@@ -12,10 +14,13 @@
 #include <iostream>
 
 #include "cli.h"
+#include "config.h"
 #include "dbus_service.h"
 #include "engine.h"
 #include "format.h"
 #include "journal_sink.h"
+#include "object_keeper.h"
+#include "state_store.h"
 
 using namespace unlinkd;
 
@@ -25,6 +30,10 @@ namespace {
 constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_no_permission = 4;
+constexpr int exit_not_configured = 6;  // a broken configuration file
+
+// How often the journal gets a summary entry (when something changed).
+constexpr std::uint64_t journal_summary_interval_sec = 60;
 
 // Hands every event to each publisher in turn.
 class FanOut : public EventSink {
@@ -57,7 +66,154 @@ private:
 struct Daemon {
     Engine* engine = nullptr;
     bool json = false;
+    bool foreground = false;
+    Options options;
+    std::string config_path;
+    Config config;
+    std::string state_dir;
+    BusService* bus = nullptr;
+    JournalSink* journal = nullptr;
+    ObjectKeeper* keeper = nullptr;
+    bool ready = false;
+    std::string last_status;
+    Totals journal_summary_base{};
+    std::uint64_t journal_summary_usec = 0;  // CLOCK_MONOTONIC of the base
 };
+
+// The journal's summary entry, when the counts moved since the last one.
+void journal_summary(Daemon& d, std::uint64_t now_usec)
+{
+    auto now = d.engine->counters();
+    if (now.deletes != d.journal_summary_base.deletes || now.failures != d.journal_summary_base.failures)
+        JournalSink::send_summary(now, d.journal_summary_base, top_processes(d.engine->processes(), 5),
+                                  (now_usec - d.journal_summary_usec + 500'000) / 1'000'000,
+                                  mode_name(d.engine->attached_mode()));
+    d.journal_summary_base = now;
+    d.journal_summary_usec = now_usec;
+}
+
+void notify(const std::string& message) { sd_notify(0, message.c_str()); }
+
+// STATUS= for `systemctl status`, sent only when it changes.
+void update_status(Daemon& d, const std::string& prefix = {})
+{
+    std::string text = prefix + status_text(mode_name(d.engine->attached_mode()), d.engine->totals());
+    if (text == d.last_status)
+        return;
+    d.last_status = text;
+    notify("STATUS=" + text);
+}
+
+// READY=1 once the probes are attached (before the loop starts) and the bus
+// name is ours: from then on everything a client or systemd expects works.
+void on_name_acquired(Daemon& d)
+{
+    if (d.ready)
+        return;
+    d.ready = true;
+    update_status(d);
+    notify("READY=1");
+}
+
+BusOptions bus_options_of(const Config& c)
+{
+    BusOptions b;
+    b.max_signals_per_sec = c.max_signals_per_sec;
+    b.summary_interval_sec = c.summary_interval_sec;
+    b.recent_events = c.recent_events;
+    b.reader_group = c.reader_group;
+    return b;
+}
+
+std::optional<std::vector<std::string>> command_line_filters(const Options& o)
+{
+    if (o.filters.empty())
+        return std::nullopt;
+    return o.filters;
+}
+
+// A reader group that does not exist would silently narrow who may read.
+Status check_reader_group(const Config& c)
+{
+    if (getgrnam(c.reader_group.c_str()))
+        return ok();
+    return Error{EINVAL, "configuration key \"reader_group\": no group named \"" + c.reader_group + "\" on this system"};
+}
+
+void save_runtime_state(Daemon& d)
+{
+    RuntimeState state;
+    state.mode = d.engine->requested_mode();
+    state.filters = d.engine->filters();
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    state.saved_usec = static_cast<std::int64_t>(now.tv_sec) * 1'000'000 + now.tv_nsec / 1000;
+    if (auto s = save_runtime_state(d.state_dir, state); !s)
+        spdlog::warn("{}; the change holds until the daemon stops", s.error().message);
+    else
+        spdlog::info("saved the filters and mode to {} (they apply at the next start until {} changes)",
+                     d.state_dir, d.config_path);
+}
+
+// SIGHUP: read the file again. A broken file changes nothing.
+void reload(Daemon& d)
+{
+    notify("RELOADING=1");
+    auto loaded = load_config_file(d.config_path, d.options.config_path.has_value());
+    Status valid = loaded ? check_reader_group(loaded->config) : Status(loaded.error());
+    if (!valid) {
+        spdlog::error("reload failed, keeping the previous configuration: {}", valid.error().message);
+        update_status(d, "configuration error, previous one kept; ");
+        notify("READY=1");
+        return;
+    }
+    const Config& c = loaded->config;
+    if (c.max_processes != d.config.max_processes || c.ring_buffer_kib != d.config.ring_buffer_kib)
+        spdlog::warn("max_processes and ring_buffer_kib size the kernel maps: they change at the next start after "
+                     "a stop (a restart keeps the maps and their counts)");
+    if (d.journal)
+        d.journal->set_rate(c.max_journal_per_sec);
+    d.bus->reconfigure(bus_options_of(c));
+
+    auto state = load_runtime_state(d.state_dir);
+    auto effective = choose_effective(c, loaded->mtime_usec, state, d.options.mode, command_line_filters(d.options));
+    std::vector<std::string> changed;
+    if (!(effective.mode == d.engine->requested_mode())) {
+        auto before = d.engine->attached_mode();
+        if (auto r = d.engine->set_mode(effective.mode); !r)
+            spdlog::error("reload: cannot switch to {} mode, staying in {}: {}", requested_mode_name(effective.mode),
+                          mode_name(d.engine->attached_mode()), r.error().message);
+        else
+            changed.push_back("RequestedAttachMode");
+        if (d.engine->attached_mode() != before)
+            changed.push_back("AttachMode");
+    }
+    if (effective.filters != d.engine->filters()) {
+        if (auto r = d.engine->set_filters(effective.filters); !r)
+            spdlog::error("reload: cannot install the filters: {}", r.error().message);
+        else
+            changed.push_back("Filters");
+    }
+    d.bus->properties_changed(changed);
+    d.config = c;
+    spdlog::info("configuration reloaded from {} (mode from the {}, filters from the {})", d.config_path,
+                 effective.mode_from, effective.filters_from);
+    update_status(d);
+    notify("READY=1");
+}
+
+// Every summary_interval_sec: STATUS= when the counts moved; every minute a
+// journal summary entry when they did.
+int on_tick(sd_event_source* source, std::uint64_t usec, void* userdata)
+{
+    auto& d = *static_cast<Daemon*>(userdata);
+    if (d.ready)
+        update_status(d);
+    if (d.journal && usec - d.journal_summary_usec >= journal_summary_interval_sec * 1'000'000)
+        journal_summary(d, usec);
+    sd_event_source_set_time(source, usec + d.config.summary_interval_sec * 1'000'000);
+    return 0;
+}
 
 void print_summary(Daemon& d)
 {
@@ -95,6 +251,11 @@ int on_signal(sd_event_source* source, const signalfd_siginfo* info, void* userd
         print_summary(d);
         return 0;
     }
+    if (info->ssi_signo == SIGHUP) {
+        reload(d);
+        return 0;
+    }
+    notify("STOPPING=1");
     return sd_event_exit(sd_event_source_get_event(source), 0);
 }
 
@@ -128,7 +289,8 @@ int list_modes(bool json)
 int main(int argc, char** argv)
 {
     auto logger = spdlog::stderr_logger_st("unlinkd");
-    logger->set_pattern("unlinkd: %^%l%$: %v");
+    // Under systemd stderr goes to the journal, which adds its own prefix.
+    logger->set_pattern(std::getenv("JOURNAL_STREAM") ? "%^%l%$: %v" : "unlinkd: %^%l%$: %v");
     spdlog::set_default_logger(logger);
     if (const char* level = std::getenv("UNLINKD_LOG_LEVEL"))
         spdlog::set_level(spdlog::level::from_str(level));
@@ -154,31 +316,53 @@ int main(int argc, char** argv)
     }
     if (options->list_modes)
         return list_modes(options->json);
-    if (options->config_path) {
-        spdlog::error("--config is not supported by this build yet (configuration files come with a later "
-                      "release)");
-        return exit_usage;
+
+    Daemon d;
+    d.options = *options;
+    d.json = options->json;
+    d.foreground = options->foreground;
+    d.config_path = options->config_path.value_or(default_config_path);
+    auto loaded = load_config_file(d.config_path, options->config_path.has_value());
+    Status valid = loaded ? check_reader_group(loaded->config) : Status(loaded.error());
+    if (!valid) {
+        spdlog::error("{}", valid.error().message);
+        notify("STATUS=configuration error: " + valid.error().message);
+        return exit_not_configured;
     }
+    d.config = loaded->config;
+    d.state_dir = state_directory();
+    auto effective = choose_effective(d.config, loaded->mtime_usec, load_runtime_state(d.state_dir), options->mode,
+                                      command_line_filters(*options));
 
     // Blocked before anything is attached: a SIGTERM that comes while the
     // engine starts waits for the loop and detaches cleanly.
     sigset_t mask;
     sigemptyset(&mask);
-    for (int sig : {SIGTERM, SIGINT, SIGUSR1})
+    for (int sig : {SIGTERM, SIGINT, SIGUSR1, SIGHUP})
         sigaddset(&mask, sig);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
 
+    const char* pin_dir = std::getenv("UNLINKD_PIN_DIR");
+    auto keeper = ObjectKeeper::make(pin_dir && *pin_dir ? pin_dir : default_pin_directory);
+    d.keeper = keeper.get();
+
     EngineOptions engine_options;
-    engine_options.mode = options->mode.value_or(RequestedMode{});
-    engine_options.filters = options->filters;
+    engine_options.mode = effective.mode;
+    engine_options.filters = effective.filters;
+    engine_options.sizes.max_processes = d.config.max_processes;
+    engine_options.sizes.ring_buffer_bytes = d.config.ring_buffer_kib * 1024;
+    engine_options.keeper = keeper.get();
+    engine_options.inherited = keeper->take_inherited();
     auto engine = Engine::make(engine_options);
     if (!engine) {
         spdlog::error("{}", engine.error().message);
+        notify("STATUS=cannot start: " + engine.error().message);
         if (engine.error().code == EPERM)
             return exit_no_permission;
         return engine.error().code == EINVAL ? exit_usage : exit_failure;
     }
     Engine& e = **engine;
+    d.engine = &e;
     for (const auto& s : e.modes())
         if (!s.supported)
             spdlog::info("{}", s.reason);
@@ -186,37 +370,60 @@ int main(int argc, char** argv)
         std::string list;
         for (const auto& f : e.filters())
             list += " " + f;
-        spdlog::info("filters:{}", list);
+        spdlog::info("filters (from the {}):{}", effective.filters_from, list);
     }
-    spdlog::info("attached in {} mode (requested {}): {}", mode_name(e.attached_mode()),
-                 requested_mode_name(e.requested_mode()), mode_description(e.attached_mode()));
-
-    Daemon d{&e, options->json};
+    spdlog::info("attached in {} mode (requested {} by the {}): {}", mode_name(e.attached_mode()),
+                 requested_mode_name(e.requested_mode()), effective.mode_from, mode_description(e.attached_mode()));
+    spdlog::info("maps and probes are kept in {} across restarts", keeper->where());
+    d.journal_summary_base = e.counters();
 
     sd_event* loop = nullptr;
     if (int r = sd_event_default(&loop); r < 0) {
         spdlog::error("cannot create the event loop: {}", std::strerror(-r));
         return exit_failure;
     }
-    for (int sig : {SIGTERM, SIGINT, SIGUSR1})
+    for (int sig : {SIGTERM, SIGINT, SIGUSR1, SIGHUP})
         sd_event_add_signal(loop, nullptr, sig, on_signal, &d);
+    // WATCHDOG=1 from the loop itself, at half of WatchdogSec=: a stuck loop
+    // (not just a live process) gets the service restarted.
+    sd_event_set_watchdog(loop, 1);
 
-    BusOptions bus_options;
+    BusOptions bus_options = bus_options_of(d.config);
     bus_options.address = options->bus_address;
+    bus_options.on_name_acquired = [&d] { on_name_acquired(d); };
+    bus_options.on_runtime_change = [&d] { save_runtime_state(d); };
     BusService bus(loop, e, bus_options);
-    bus.start();
+    d.bus = &bus;
     // The console in the foreground, the journal otherwise (spec section 6).
     ConsoleSink console(options->json);
-    JournalSink journal(loop, 200);
+    JournalSink journal(loop, d.config.max_journal_per_sec);
+    if (!options->foreground)
+        d.journal = &journal;
     FanOut sinks({options->foreground ? static_cast<EventSink*>(&console) : &journal, &bus});
     e.set_sink(&sinks);
+    bus.start();
+
+    sd_event_source* tick = nullptr;
+    sd_event_add_time_relative(loop, &tick, CLOCK_MONOTONIC, d.config.summary_interval_sec * 1'000'000, 0, on_tick,
+                               &d);
+    sd_event_source_set_enabled(tick, SD_EVENT_ON);
+    sd_event_now(loop, CLOCK_MONOTONIC, &d.journal_summary_usec);
 
     sd_event_add_io(loop, nullptr, e.events_fd(), EPOLLIN, on_events, &d);
     int r = sd_event_loop(loop);
-    sd_event_unref(loop);
+    sd_event_source_disable_unref(tick);
 
     e.drain();
     e.set_sink(nullptr);
+    if (d.journal) {
+        std::uint64_t now = 0;
+        sd_event_now(loop, CLOCK_MONOTONIC, &now);
+        journal_summary(d, now);
+    }
+    sd_event_unref(loop);
+    // Pins go on a clean exit (their links detach as the engine closes them);
+    // systemd's store stays for a restart or is emptied by `systemctl stop`.
+    keeper->release();
     if (options->json && options->foreground)
         print_summary(d);
     else

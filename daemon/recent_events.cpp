@@ -13,6 +13,13 @@ void RecentEvents::add(const Event& e)
     events_.push_back(e);
 }
 
+void RecentEvents::set_capacity(std::size_t capacity)
+{
+    capacity_ = capacity;
+    while (events_.size() > capacity_)
+        events_.pop_front();
+}
+
 std::vector<Event> RecentEvents::newest(std::size_t count, const std::function<bool(const Event&)>& visible) const
 {
     std::vector<Event> out;

@@ -18,6 +18,8 @@ public:
     // The newest `count` events for which `visible` holds, newest last.
     std::vector<Event> newest(std::size_t count, const std::function<bool(const Event&)>& visible) const;
     std::size_t size() const { return events_.size(); }
+    // Keeps the newest `capacity` events from now on.
+    void set_capacity(std::size_t capacity);
 
 private:
     std::size_t capacity_;

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "bpf_engine.h"
 
@@ -15,7 +17,19 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "unlinkd-integration-tests must run as root (it loads BPF programs)\n");
         return 1;
     }
+    // Daemons started by these tests keep their runtime state and crash pins
+    // in private places: nothing of the machine's own unlinkd is read or
+    // changed, and one test's leftovers cannot feed the next one's counts.
+    char state[] = "/tmp/unlinkd-test-state-XXXXXX";
+    if (!mkdtemp(state)) {
+        std::perror("mkdtemp");
+        return 1;
+    }
+    setenv("STATE_DIRECTORY", state, 1);
+    setenv("UNLINKD_PIN_DIR", ("/sys/fs/bpf/unlinkd-test-" + std::to_string(getpid())).c_str(), 1);
     spdlog::set_level(spdlog::level::warn);
     unlinkd::install_libbpf_logger();
-    return Catch::Session().run(argc, argv);
+    int rc = Catch::Session().run(argc, argv);
+    std::system((std::string("rm -rf ") + state).c_str());
+    return rc;
 }

@@ -262,7 +262,10 @@ TEST_CASE("a bad rule is rejected by name and the filter in force stays", "[filt
     CHECK(t->process(keep).deletes == 1);
     CHECK(t->processes_of(other).empty());
 
-    auto bad_start = Engine::make(EngineOptions{RequestedMode{false, mode}, {"uid=nobody"}});
+    EngineOptions bad;
+    bad.mode = RequestedMode{false, mode};
+    bad.filters = {"uid=nobody"};
+    auto bad_start = Engine::make(bad);
     REQUIRE_FALSE(bad_start.ok());
     CHECK_THAT(bad_start.error().message, Catch::Contains("\"uid=nobody\""));
 }

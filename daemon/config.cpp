@@ -1,0 +1,191 @@
+#include "config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <limits>
+
+#include "filter.h"
+
+namespace unlinkd {
+
+namespace {
+
+using nlohmann::json;
+
+Error key_error(const std::string& key, const std::string& what)
+{
+    return Error{EINVAL, "configuration key \"" + key + "\": " + what};
+}
+
+template <typename T>
+Result<T> unsigned_in_range(const json& v, const std::string& key, T low, T high)
+{
+    // JSON numbers: accept only non-negative integers (5.0 or -1 are typos).
+    if (!v.is_number_unsigned())
+        return key_error(key, "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
+    auto n = v.get<std::uint64_t>();
+    if (n < low || n > high)
+        return key_error(key, std::to_string(n) + " is out of range (" + std::to_string(low) + " to " +
+                                  std::to_string(high) + ")");
+    return static_cast<T>(n);
+}
+
+Result<std::vector<std::string>> string_list(const json& v, const std::string& key)
+{
+    if (!v.is_array())
+        return key_error(key, "must be a list of strings");
+    std::vector<std::string> out;
+    for (const auto& item : v) {
+        if (!item.is_string())
+            return key_error(key, "must be a list of strings; " + item.dump() + " is not a string");
+        out.push_back(item.get<std::string>());
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view text)
+{
+    // Parsed inside a list, so that an empty or comments-only file (a list of
+    // nothing) means all defaults rather than a syntax error.
+    json list;
+    try {
+        list = json::parse("[" + std::string(text) + "\n]", nullptr, true, /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+        return Error{EINVAL, std::string("the configuration is not valid JSON: ") + e.what()};
+    }
+    if (list.empty())
+        return Config{};
+    const json& doc = list.front();
+    if (list.size() != 1 || !doc.is_object())
+        return Error{EINVAL, "the configuration must be a JSON object ({\"key\": value, ...})"};
+
+    Config c;
+    for (const auto& [key, v] : doc.items()) {
+        if (key == "mode") {
+            if (!v.is_string())
+                return key_error(key, "must be a string: auto, fentry, kprobe or tracepoint");
+            auto m = parse_requested_mode(v.get<std::string>());
+            if (!m)
+                return key_error(key, "unknown mode \"" + v.get<std::string>() +
+                                          "\": use auto, fentry, kprobe or tracepoint");
+            c.mode = *m;
+        } else if (key == "filters") {
+            auto rules = string_list(v, key);
+            if (!rules)
+                return rules.error();
+            if (auto parsed = parse_filter_rules(*rules); !parsed)
+                return key_error(key, parsed.error().message);
+            c.filters = std::move(*rules);
+        } else if (key == "max_journal_per_sec") {
+            auto n = unsigned_in_range<std::uint64_t>(v, key, 0, max_rate_per_sec);
+            if (!n)
+                return n.error();
+            c.max_journal_per_sec = *n;
+        } else if (key == "max_signals_per_sec") {
+            auto n = unsigned_in_range<std::uint64_t>(v, key, 0, max_rate_per_sec);
+            if (!n)
+                return n.error();
+            c.max_signals_per_sec = *n;
+        } else if (key == "summary_interval_sec") {
+            auto n = unsigned_in_range<std::uint64_t>(v, key, 1, max_summary_interval_sec);
+            if (!n)
+                return n.error();
+            c.summary_interval_sec = *n;
+        } else if (key == "recent_events") {
+            auto n = unsigned_in_range<std::uint32_t>(v, key, 0, max_recent_events);
+            if (!n)
+                return n.error();
+            c.recent_events = *n;
+        } else if (key == "max_processes") {
+            auto n = unsigned_in_range<std::uint32_t>(v, key, 1, max_max_processes);
+            if (!n)
+                return n.error();
+            c.max_processes = *n;
+        } else if (key == "ring_buffer_kib") {
+            auto n = unsigned_in_range<std::uint32_t>(v, key, 4, max_ring_buffer_kib);
+            if (!n)
+                return n.error();
+            c.ring_buffer_kib = *n;
+        } else if (key == "reader_group") {
+            if (!v.is_string() || v.get<std::string>().empty())
+                return key_error(key, "must be a group name");
+            c.reader_group = v.get<std::string>();
+        } else {
+            return key_error(key, "unknown key (known: mode, filters, max_journal_per_sec, max_signals_per_sec, "
+                                  "summary_interval_sec, recent_events, max_processes, ring_buffer_kib, "
+                                  "reader_group)");
+        }
+    }
+    return c;
+}
+
+std::string serialize_state(const RuntimeState& state)
+{
+    json doc = json::object();
+    if (state.mode)
+        doc["mode"] = requested_mode_name(*state.mode);
+    if (state.filters)
+        doc["filters"] = *state.filters;
+    doc["saved_usec"] = state.saved_usec;
+    return doc.dump(2) + "\n";
+}
+
+Result<RuntimeState> parse_state(std::string_view text)
+{
+    RuntimeState s;
+    try {
+        json doc = json::parse(text);
+        if (!doc.is_object())
+            return Error{EINVAL, "the saved state is not a JSON object"};
+        if (doc.contains("mode")) {
+            auto m = parse_requested_mode(doc.at("mode").get<std::string>());
+            if (!m)
+                return Error{EINVAL, "the saved state names an unknown mode"};
+            s.mode = *m;
+        }
+        if (doc.contains("filters")) {
+            auto rules = doc.at("filters").get<std::vector<std::string>>();
+            if (auto parsed = parse_filter_rules(rules); !parsed)
+                return Error{EINVAL, "the saved filters are invalid: " + parsed.error().message};
+            s.filters = std::move(rules);
+        }
+        s.saved_usec = doc.value("saved_usec", std::int64_t{0});
+    } catch (const json::exception& e) {
+        return Error{EINVAL, std::string("the saved state is unreadable: ") + e.what()};
+    }
+    return s;
+}
+
+Effective choose_effective(const Config& config, std::optional<std::int64_t> config_mtime_usec,
+                           const std::optional<RuntimeState>& state,
+                           const std::optional<RequestedMode>& command_line_mode,
+                           const std::optional<std::vector<std::string>>& command_line_filters)
+{
+    Effective e;
+    e.mode = config.mode;
+    e.filters = config.filters;
+    // No file (defaults) counts as older than any saved state.
+    bool state_wins = state && (!config_mtime_usec || *config_mtime_usec <= state->saved_usec);
+    if (state_wins && state->mode) {
+        e.mode = *state->mode;
+        e.mode_from = "saved runtime state";
+    }
+    if (state_wins && state->filters) {
+        e.filters = *state->filters;
+        e.filters_from = "saved runtime state";
+    }
+    if (command_line_mode) {
+        e.mode = *command_line_mode;
+        e.mode_from = "command line";
+    }
+    if (command_line_filters) {
+        e.filters = *command_line_filters;
+        e.filters_from = "command line";
+    }
+    return e;
+}
+
+}  // namespace unlinkd

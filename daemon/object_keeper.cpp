@@ -1,0 +1,203 @@
+#include "object_keeper.h"
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace unlinkd {
+
+namespace {
+
+// The kernel's id of a BPF map, program or link: the info structs of all
+// three start with (type, id). Tells "same name, other object" apart.
+std::uint32_t object_id(int fd)
+{
+    struct {
+        std::uint32_t type;
+        std::uint32_t id;
+    } info{};
+    std::uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+        return 0;
+    return info.id;
+}
+
+class FdStoreKeeper final : public ObjectKeeper {
+public:
+    std::string where() const override { return "systemd's file descriptor store"; }
+
+    std::map<std::string, int> take_inherited() override
+    {
+        std::map<std::string, int> out;
+        char** names = nullptr;
+        int n = sd_listen_fds_with_names(1, &names);
+        if (n < 0) {
+            spdlog::warn("cannot take the file descriptors systemd passed: {}", std::strerror(-n));
+            return out;
+        }
+        for (int i = 0; i < n; ++i) {
+            int fd = SD_LISTEN_FDS_START + i;
+            std::string name = names && names[i] ? names[i] : "";
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            if (name.rfind("map-", 0) == 0 || name.rfind("link-", 0) == 0) {
+                out[name] = fd;
+                kept_[name] = object_id(fd);  // still in the store
+            } else {
+                close(fd);
+            }
+        }
+        if (names) {
+            for (int i = 0; i < n; ++i)
+                std::free(names[i]);
+            std::free(names);
+        }
+        return out;
+    }
+
+    void keep(const std::map<std::string, int>& objects) override
+    {
+        for (auto it = kept_.begin(); it != kept_.end();) {
+            auto want = objects.find(it->first);
+            if (want != objects.end() && object_id(want->second) == it->second) {
+                ++it;
+                continue;
+            }
+            notify("FDSTOREREMOVE=1\nFDNAME=" + it->first, nullptr);
+            it = kept_.erase(it);
+        }
+        for (const auto& [name, fd] : objects) {
+            if (kept_.count(name))
+                continue;
+            // FDPOLL=0: map fds report EPOLLERR to poll (only ring buffers
+            // are pollable), which would make systemd drop them at once.
+            if (notify("FDSTORE=1\nFDPOLL=0\nFDNAME=" + name, &fd))
+                kept_[name] = object_id(fd);
+        }
+    }
+
+    void release() override {}
+
+private:
+    static bool notify(const std::string& message, const int* fd)
+    {
+        int r = sd_pid_notify_with_fds(0, 0, message.c_str(), fd, fd ? 1 : 0);
+        if (r <= 0) {
+            spdlog::warn("cannot update systemd's file descriptor store ({}): counts may not survive a restart",
+                         r < 0 ? std::strerror(-r) : "no NOTIFY_SOCKET");
+            return false;
+        }
+        return true;
+    }
+
+    std::map<std::string, std::uint32_t> kept_;  // name -> kernel object id
+};
+
+class PinKeeper final : public ObjectKeeper {
+public:
+    explicit PinKeeper(std::string directory) : dir_(std::move(directory))
+    {
+        if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+            spdlog::warn("cannot create {} ({}): counts will not survive a crash of this run", dir_,
+                         std::strerror(errno));
+            return;
+        }
+        // One daemon per directory: a second one must not adopt (and then
+        // remove) the objects of a running one.
+        dir_fd_ = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd_ < 0 || flock(dir_fd_, LOCK_EX | LOCK_NB) != 0) {
+            spdlog::warn("another unlinkd keeps its objects in {}; this one's counts will not survive a crash",
+                         dir_);
+            if (dir_fd_ >= 0)
+                close(dir_fd_);
+            dir_fd_ = -1;
+        }
+    }
+    ~PinKeeper() override
+    {
+        if (dir_fd_ >= 0)
+            close(dir_fd_);
+    }
+
+    std::string where() const override { return dir_fd_ >= 0 ? "pins under " + dir_ : "nowhere"; }
+
+    std::map<std::string, int> take_inherited() override
+    {
+        std::map<std::string, int> out;
+        if (dir_fd_ < 0)
+            return out;
+        DIR* d = opendir(dir_.c_str());
+        if (!d)
+            return out;
+        while (dirent* entry = readdir(d)) {
+            std::string name = entry->d_name;
+            if (name == "." || name == "..")
+                continue;
+            int fd = bpf_obj_get((dir_ + "/" + name).c_str());
+            if (fd < 0) {
+                spdlog::warn("cannot open the pinned {}/{}: {}", dir_, name, std::strerror(errno));
+                continue;
+            }
+            out[name] = fd;
+            kept_[name] = object_id(fd);
+        }
+        closedir(d);
+        return out;
+    }
+
+    void keep(const std::map<std::string, int>& objects) override
+    {
+        if (dir_fd_ < 0)
+            return;
+        for (auto it = kept_.begin(); it != kept_.end();) {
+            auto want = objects.find(it->first);
+            if (want != objects.end() && object_id(want->second) == it->second) {
+                ++it;
+                continue;
+            }
+            unlinkat(dir_fd_, it->first.c_str(), 0);
+            it = kept_.erase(it);
+        }
+        for (const auto& [name, fd] : objects) {
+            if (kept_.count(name))
+                continue;
+            if (bpf_obj_pin(fd, (dir_ + "/" + name).c_str()) == 0)
+                kept_[name] = object_id(fd);
+            else
+                spdlog::warn("cannot pin {}/{}: {}; counts may not survive a crash", dir_, name,
+                             std::strerror(errno));
+        }
+    }
+
+    void release() override
+    {
+        if (dir_fd_ < 0)
+            return;
+        keep({});
+        rmdir(dir_.c_str());
+    }
+
+private:
+    std::string dir_;
+    int dir_fd_ = -1;
+    std::map<std::string, std::uint32_t> kept_;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectKeeper> ObjectKeeper::make(const std::string& pin_directory)
+{
+    if (const char* socket = std::getenv("NOTIFY_SOCKET"); socket && *socket)
+        return std::make_unique<FdStoreKeeper>();
+    return std::make_unique<PinKeeper>(pin_directory);
+}
+
+}  // namespace unlinkd
