@@ -1,0 +1,175 @@
+#!/bin/bash
+# The daemon's life as a service, with real components: a private
+# system-like dbus-daemon that loads the project's own policy, a test
+# NOTIFY_SOCKET read like systemd reads it, real BPF on this kernel.
+#   lifecycle-test.sh UNLINKD_BIN STORM_BIN SOURCE_DIR      (as root)
+# Checks:
+#   sd_notify: READY=1 only once the bus name answers, STATUS= with the mode
+#     and exact totals, WATCHDOG=1 from the loop, FDSTORE=1 of every map and
+#     link, RELOADING=1/READY=1 on SIGHUP, STOPPING=1 on SIGTERM;
+#   configuration: broken files at start exit 6 naming the key; a broken file
+#     on reload is logged and changes nothing; a good one applies;
+#   runtime state: filters set over D-Bus survive a restart, until the file
+#     is edited;
+#   crash without systemd: SIGKILL mid-storm, restart, exact count (pins),
+#     a clean stop leaves no pin and no link.
+set -uo pipefail
+BIN=$(realpath "$1"); STORM=$(realpath "$2"); SRC=$(realpath "$3")
+T=$(mktemp -d /tmp/unlinkd-life-XXXXXX); chmod 755 "$T"
+export STATE_DIRECTORY=$T/state UNLINKD_PIN_DIR=/sys/fs/bpf/unlinkd-life-$$
+fail=0; DPID=; BUSPID=; LPID=
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+# wait_for SECONDS CONDITION
+wait_for() { local end=$((SECONDS + $1)); until eval "$2"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
+cleanup() {
+  [ -z "$DPID" ] || { kill -9 "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
+  [ -z "$LPID" ] || kill "$LPID" 2>/dev/null
+  [ -z "$BUSPID" ] || kill "$BUSPID" 2>/dev/null
+  rm -rf "$UNLINKD_PIN_DIR" "$T"
+}
+trap cleanup EXIT
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+# ---- a private system bus with the project's policy
+mkdir -p "$T/bus/system.d"; cp "$SRC/dbus/org.unlinkd.Unlinkd1.conf" "$T/bus/system.d/"
+cat > "$T/bus/system-bus.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path=$T/bus/socket</listen>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <includedir>system.d</includedir>
+</busconfig>
+XML
+dbus-daemon --config-file="$T/bus/system-bus.conf" --nofork --nopidfile 2>"$T/bus/log" & BUSPID=$!
+wait_for 5 '[ -S "$T/bus/socket" ]' || { echo "dbus-daemon did not start"; cat "$T/bus/log"; exit 1; }
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/bus/socket
+prop() { busctl --system get-property org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 "$1" 2>&1; }
+
+# ---- a NOTIFY_SOCKET like systemd's: one line per datagram, fds counted and
+# closed at once (a kept fd would keep the daemon's probes attached).
+/usr/bin/python3 -u - "$T/notify.sock" > "$T/notify.log" <<'PY' & LPID=$!
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+while True:
+    data, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(64 * 4) + socket.CMSG_SPACE(12))
+    fds = array.array("i")
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    for fd in fds:
+        os.close(fd)
+    print(data.decode().replace("\n", "|"), "FDS=%d" % len(fds))
+PY
+wait_for 5 '[ -S "$T/notify.sock" ]' || { echo "notify listener did not start"; exit 1; }
+
+# The daemon as systemd starts it: NOTIFY_SOCKET, WATCHDOG_USEC/PID, stderr.
+start_daemon() {
+  : > "$T/daemon.err"
+  NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 \
+    sh -c 'export WATCHDOG_PID=$$; exec "$@"' sh "$BIN" --config="$T/unlinkd.json" "$@" 2>>"$T/daemon.err" &
+  DPID=$!
+}
+stop_daemon() { kill -TERM "$DPID"; wait "$DPID"; local rc=$?; DPID=; return $rc; }
+notes() { grep -c -- "$1" "$T/notify.log"; }
+
+cp /usr/bin/rm "$T/ulk-life"
+cat > "$T/unlinkd.json" <<'JSON'
+// filters keep the counts to this test's own deletions
+{ "filters": ["comm=ulk-life"], "max_journal_per_sec": 0 }
+JSON
+touch -d '1 hour ago' "$T/unlinkd.json"
+
+start_daemon
+check "READY=1 is sent" 'wait_for 60 "grep -q \"^READY=1\" \"$T/notify.log\""'
+check "the bus name answers when READY=1 has been sent" '[ "$(prop AttachMode)" = "s \"tracepoint\"" ]'
+check "READY=1 came after the probes attached and the name was owned" \
+  'grep -q "attached in tracepoint mode" "$T/daemon.err" && grep -q "owning org.unlinkd.Unlinkd1" "$T/daemon.err"'
+check "every map and link went to the fd store, unpolled" \
+  '[ "$(grep -c "^FDSTORE=1|FDPOLL=0|FDNAME=map-.* FDS=1" "$T/notify.log")" -ge 10 ] && [ "$(grep -c "^FDSTORE=1|FDPOLL=0|FDNAME=link-tracepoint-.* FDS=1" "$T/notify.log")" = 4 ]'
+check "WATCHDOG=1 comes from the loop" 'wait_for 3 "grep -q \"^WATCHDOG=1\" \"$T/notify.log\""'
+touch "$T/a" "$T/b"; (cd "$T" && ./ulk-life a "$T/b" && ./ulk-life missing 2>/dev/null)
+check "STATUS= gives the mode and exact totals" \
+  'wait_for 5 "grep -q \"^STATUS=tracepoint mode: 2 deletions, 1 failure, 2 processes FDS=0\" \"$T/notify.log\""'
+grep "^STATUS" "$T/notify.log" | tail -1
+
+# ---- reload
+reloads=$(notes "^RELOADING=1"); readies=$(notes "^READY=1")
+cp "$T/unlinkd.json" "$T/good.json"
+echo '{ "filters": ["comm=ulk-life"], "bogus": 1 }' > "$T/unlinkd.json"
+kill -HUP "$DPID"
+check "SIGHUP: RELOADING=1 then READY=1" 'wait_for 5 "[ \$(notes \"^READY=1\") -gt $readies ]" && [ "$(notes "^RELOADING=1")" -gt "$reloads" ]'
+check "a broken file on reload is logged by key" 'grep -q "reload failed, keeping the previous configuration.*\"bogus\": unknown key" "$T/daemon.err"'
+check "... and changes nothing" '[ "$(prop Filters)" = "as 1 \"comm=ulk-life\"" ] && kill -0 $DPID'
+echo '{ "filters": ["comm=ulk-life2"] }' > "$T/unlinkd.json"
+kill -HUP "$DPID"
+check "a good file on reload applies" 'wait_for 5 "[ \"\$(prop Filters)\" = \"as 1 \\\"comm=ulk-life2\\\"\" ]"'
+
+# ---- runtime state: D-Bus changes survive a restart until the file changes
+busctl --system call org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 SetFilters as 1 comm=ulk-state
+check "SetFilters is saved under STATE_DIRECTORY" 'grep -q "comm=ulk-state" "$STATE_DIRECTORY/state.json"'
+stop_daemon; rc=$?
+check "SIGTERM: STOPPING=1 and exit 0" '[ $rc = 0 ] && [ "$(notes "^STOPPING=1")" -ge 1 ]'
+start_daemon
+wait_for 60 '[ "$(notes "^READY=1")" -gt 0 ] && prop Filters | grep -q "^as"'
+check "after a restart the saved filters are in force" 'wait_for 60 "[ \"\$(prop Filters)\" = \"as 1 \\\"comm=ulk-state\\\"\" ]"'
+touch "$T/unlinkd.json"
+kill -HUP "$DPID"
+check "an edited file wins over the saved state" 'wait_for 5 "[ \"\$(prop Filters)\" = \"as 1 \\\"comm=ulk-life2\\\"\" ]"'
+stop_daemon
+
+# ---- broken configuration at start: exit 6, the message names the key
+bad_start() { # bad_start JSON EXPECTED_TEXT
+  echo "$1" > "$T/bad.json"
+  "$BIN" --foreground --config="$T/bad.json" 2>"$T/bad.err"; local rc=$?
+  [ $rc = 6 ] && grep -qF -- "$2" "$T/bad.err" || { echo "  rc=$rc: $(cat "$T/bad.err")"; return 1; }
+}
+check "unknown key" 'bad_start "{\"max_journal\": 5}" "\"max_journal\": unknown key"'
+check "wrong type" 'bad_start "{\"recent_events\": \"many\"}" "\"recent_events\": must be a whole number"'
+check "bad filter rule" 'bad_start "{\"filters\": [\"uid=nobody\"]}" "uid=nobody"'
+check "unknown reader group" 'bad_start "{\"reader_group\": \"no-such-group-xyz\"}" "no group named \"no-such-group-xyz\""'
+check "not JSON" 'bad_start "{ mode: auto }" "not valid JSON"'
+check "a missing --config file" '"$BIN" --foreground --config=/nonexistent/unlinkd.json 2>"$T/bad.err"; [ $? = 6 ] && grep -q "/nonexistent/unlinkd.json" "$T/bad.err"'
+
+# ---- a crash without systemd: the pins keep the probes and counts
+echo '{ "filters": ["comm=storm"] }' > "$T/unlinkd.json"
+links_before=$(bpftool link show | grep -c "^[0-9]*: tracepoint")
+mkdir "$T/storm"; mount -t tmpfs tmpfs "$T/storm"
+"$BIN" --foreground --json --config="$T/unlinkd.json" >/dev/null 2>"$T/d1.err" & DPID=$!
+wait_for 60 'grep -q "attached in" "$T/d1.err"'
+"$STORM" "$T/storm" --count 200000 --threads 2 > "$T/storm.json" & SPID=$!
+sleep 0.3; kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+check "a killed daemon leaves its objects pinned" '[ -e "$UNLINKD_PIN_DIR/map-processes" ]'
+"$BIN" --foreground --json --config="$T/unlinkd.json" >"$T/d2.json" 2>"$T/d2.err" & DPID=$!
+wait_for 60 'grep -q "attached in" "$T/d2.err"'
+wait "$SPID"
+storm_ok=$(jq -r '.deletes' "$T/storm.json")
+sleep 0.3; kill -TERM "$DPID"; wait "$DPID"; DPID=
+umount "$T/storm"
+deletes=$(tail -1 "$T/d2.json" | jq -r '.totals.deletes')
+echo "storm: issued $storm_ok, counted $deletes across a SIGKILL"
+check "the restarted daemon carried on: deletes == issued" '[ "$deletes" = 200000 ] && [ "$storm_ok" = 200000 ]'
+check "it said so" 'grep -q "carrying on with the counts of the previous run" "$T/d2.err"'
+check "a clean stop leaves no pin" '[ ! -e "$UNLINKD_PIN_DIR" ]'
+check "... and no link" '[ "$(bpftool link show | grep -c "^[0-9]*: tracepoint")" = "$links_before" ]'
+
+echo "lifecycle: $([ $fail = 0 ] && echo PASS || echo FAIL)"
+exit $fail
