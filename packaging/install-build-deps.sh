@@ -8,7 +8,9 @@ packages=(
   meson ninja-build pkg-config g++ clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
   libsystemd-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsdbus-c++-dev libsdbus-c++-bin
   # tests
-  catch2 liburing-dev util-linux procps dbus-daemon
+  catch2 liburing-dev util-linux procps dbus-daemon python3 jq
+  # systemd as PID 1 in a container (tests/systemd)
+  systemd-container
   # the qemu guest of the vm suite (tests/vm)
   qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils file
 )
