@@ -115,6 +115,13 @@ struct {
 };
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct unlinkd_stream_budget);
+} stream_budget SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20); /* user space sizes it before load */
 } events SEC(".maps");
@@ -594,6 +601,32 @@ static __always_inline bool path_passes(struct scratch *s, __u32 gen, const stru
 	return passes(pc.hits, UNLINKD_FILTER_PATH, meta);
 }
 
+/* One more event may be streamed this second: the daemon's consumers use at
+ * most stream_per_sec a second, and resolving paths and filling the ring
+ * buffer for more would be wasted. Racy across CPUs on purpose (no lock on
+ * the deletion path): a few more may pass around a window change. */
+static __always_inline bool stream_token(const struct unlinkd_config *cfg)
+{
+	struct unlinkd_stream_budget *b;
+	__u32 zero = 0, limit = cfg->stream_per_sec;
+	__u64 window;
+
+	if (!limit)
+		return true;
+	b = bpf_map_lookup_elem(&stream_budget, &zero);
+	if (!b)
+		return false;
+	window = bpf_ktime_get_ns() / 1000000000ULL;
+	if (b->window != window) {
+		b->window = window;
+		b->used = 0;
+	}
+	if (b->used >= limit)
+		return false;
+	__sync_fetch_and_add(&b->used, 1);
+	return true;
+}
+
 /* do_unlinkat starts: decide (filters), claim the call (inflight), and
  * stream the names if user space wants events. `name` is a struct filename *
  * (kernel modes) or the syscall's user pointer (tracepoint mode). */
@@ -606,7 +639,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	struct unlinkd_config *cfg;
 	struct unlinkd_inflight fl = {};
 	struct scratch *s = NULL;
-	bool stream, need_name, deferred = false;
+	bool wanted, stream, need_name, path_filter, deferred = false;
 	long err;
 
 	struct unlinkd_inflight *claimed;
@@ -635,8 +668,12 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	if (!meta)
 		return;
 	used = meta->include_fields | meta->exclude_fields;
-	stream = cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS;
-	need_name = stream || (used & (1u << UNLINKD_FILTER_PATH));
+	wanted = cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS;
+	path_filter = used & (1u << UNLINKD_FILTER_PATH);
+	/* Without a path filter the budget is asked first, so an event it
+	 * refuses costs no path resolution; with one, after the path passed. */
+	stream = wanted && (path_filter || stream_token(cfg));
+	need_name = stream || path_filter;
 	if (need_name || (used & (1u << UNLINKD_FILTER_UNIT))) {
 		s = get_scratch();
 		if (!s)
@@ -679,8 +716,10 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 		given_len = build_path(s, task, dfd, name, user);
 		if (user && (s->flags & UNLINKD_EVENT_NAME_TRUNCATED))
 			deferred = true; /* not faulted in yet: the exit reads it */
-		else if ((used & (1u << UNLINKD_FILTER_PATH)) && !path_passes(s, gen, meta))
+		else if (path_filter && !path_passes(s, gen, meta))
 			return;
+		else if (path_filter && wanted)
+			stream = stream_token(cfg);
 	}
 
 	fl.start_ns = bpf_ktime_get_ns();
@@ -688,6 +727,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	fl.attachment = attachment_id;
 	fl.streamed = stream && !deferred;
 	fl.deferred = deferred;
+	fl.unstreamed = wanted && !stream;
 	fl.dfd = dfd;
 	fl.name_ptr = (__u64)name;
 	err = bpf_map_update_elem(&inflight, &ktid, &fl, BPF_NOEXIST);
@@ -745,13 +785,15 @@ static __always_inline void count_process(__u64 id, int result, struct unlinkd_t
 
 /* The part of on_entry that needed the user-space name, done at exit for a
  * deferred entry. Returns false when the path filter drops the deletion. */
-static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 ktid, bool *streamed)
+static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 ktid, bool *streamed,
+				       bool *unstreamed)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
 	struct scratch *s = get_scratch();
 	__u32 zero = 0, gen, given_len;
+	bool path_filter;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !s)
@@ -763,11 +805,16 @@ static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 
 	s->flags = 0;
 	s->cg_depth = 0;
 	given_len = build_path(s, task, fl->dfd, (const void *)fl->name_ptr, true);
-	if (((meta->include_fields | meta->exclude_fields) & (1u << UNLINKD_FILTER_PATH)) &&
-	    !path_passes(s, gen, meta))
+	path_filter = (meta->include_fields | meta->exclude_fields) & (1u << UNLINKD_FILTER_PATH);
+	if (path_filter && !path_passes(s, gen, meta))
 		return false;
-	if (cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS)
-		*streamed = !stream_entry(s, task, cfg, fl->mode, ktid, fl->start_ns, given_len);
+	/* The entry asked the budget unless a path filter had to pass first. */
+	if ((cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS) && !fl->unstreamed) {
+		if (path_filter && !stream_token(cfg))
+			*unstreamed = true;
+		else
+			*streamed = !stream_entry(s, task, cfg, fl->mode, ktid, fl->start_ns, given_len);
+	}
 	return true;
 }
 
@@ -779,7 +826,7 @@ static __always_inline void on_exit(int result)
 	struct unlinkd_inflight *entry = bpf_map_lookup_elem(&inflight, &ktid);
 	struct unlinkd_inflight fl;
 	struct unlinkd_totals *t;
-	bool streamed;
+	bool streamed, unstreamed;
 
 	if (!entry)
 		return;
@@ -787,12 +834,15 @@ static __always_inline void on_exit(int result)
 	if (bpf_map_delete_elem(&inflight, &ktid))
 		return; /* another attached mode counted it */
 	streamed = fl.streamed;
-	if (fl.deferred && !late_entry(&fl, ktid, &streamed))
+	unstreamed = fl.unstreamed;
+	if (fl.deferred && !late_entry(&fl, ktid, &streamed, &unstreamed))
 		return;
 	t = get_totals();
 	if (!t)
 		return;
 	bump(result == 0 ? &t->deletes : &t->failures);
+	if (unstreamed)
+		bump(&t->events_unstreamed);
 	count_process(id, result, t);
 	if (streamed) {
 		struct unlinkd_exit_record rec = {

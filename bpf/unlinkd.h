@@ -61,7 +61,8 @@ struct unlinkd_inflight {
 	__u8 mode;        /* enum unlinkd_mode of that attachment */
 	__u8 streamed;    /* an entry record went to the ring buffer */
 	__u8 deferred;    /* see name_ptr */
-	__u8 pad[5];
+	__u8 unstreamed;  /* user space wanted the event, the stream budget refused it */
+	__u8 pad[4];
 };
 
 /* Per-process aggregate key: a pid is reused, (tgid, start time) is not. */
@@ -95,6 +96,10 @@ struct unlinkd_totals {
 	 * when another tool attaches to do_unlinkat): found when the same
 	 * attachment sees the thread's next call. Counted here, result unknown. */
 	__u64 lost_exits;
+	/* Deletions counted but not streamed because the stream budget of the
+	 * second was used up (unlinkd_config.stream_per_sec): journal and
+	 * signals report them as not logged / suppressed. */
+	__u64 events_unstreamed;
 };
 
 /* Filters. Rules live in a hash keyed by (generation, field, value) and the
@@ -156,6 +161,18 @@ struct unlinkd_config {
 	/* An attachment being replaced: its entry programs stop claiming calls,
 	 * so the calls it claimed can finish before it is detached (0: none). */
 	__u32 retiring_attachment;
+	/* Entry records streamed per second at most (0: no limit). The daemon
+	 * sets it to what its consumers can use (journal, signals, recent
+	 * events): beyond that, resolving paths and filling the ring buffer
+	 * would be wasted, and the counts stay exact regardless. */
+	__u32 stream_per_sec;
+	__u32 pad;
+};
+
+/* The stream budget's state: one global slot. */
+struct unlinkd_stream_budget {
+	__u64 window; /* CLOCK_MONOTONIC second the count belongs to */
+	__u64 used;
 };
 
 /* Ring buffer records. A deletion streams an entry record (names, read when

@@ -16,6 +16,7 @@ Totals sum_totals(const std::vector<unlinkd_totals>& per_cpu, std::uint64_t trac
         t.inflight_overflows += c.inflight_overflows;
         t.events_streamed += c.events_streamed;
         t.lost_exits += c.lost_exits;
+        t.events_unstreamed += c.events_unstreamed;
     }
     t.tracked_processes = tracked_processes;
     t.evicted_processes = t.new_processes > tracked_processes ? t.new_processes - tracked_processes : 0;

@@ -19,6 +19,7 @@ struct Totals {
     std::uint64_t inflight_overflows = 0;
     std::uint64_t events_streamed = 0;
     std::uint64_t lost_exits = 0;         // calls counted whose result is unknown
+    std::uint64_t events_unstreamed = 0;  // counted, not streamed (stream budget)
     std::uint64_t tracked_processes = 0;  // live entries of the process map
     std::uint64_t evicted_processes = 0;  // new_processes - tracked (LRU evictions)
 };

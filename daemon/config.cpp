@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <limits>
 
@@ -120,6 +121,18 @@ Result<Config> parse_config(std::string_view text)
         }
     }
     return c;
+}
+
+StreamBudget stream_budget(const Config& c, bool foreground)
+{
+    if (foreground)
+        return {true, 0};
+    std::uint64_t per_sec = std::max(c.max_journal_per_sec, c.max_signals_per_sec);
+    if (per_sec == 0)
+        per_sec = c.recent_events;
+    if (per_sec == 0)
+        return {false, 0};
+    return {true, static_cast<std::uint32_t>(std::min<std::uint64_t>(per_sec, UINT32_MAX))};
 }
 
 std::string serialize_state(const RuntimeState& state)

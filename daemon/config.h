@@ -43,6 +43,19 @@ inline constexpr std::uint32_t max_ring_buffer_kib = 1u << 20;  // 1 GiB
 // filter rule is an error whose message names the key (and the rule).
 Result<Config> parse_config(std::string_view text);
 
+// How many events a second the kernel should stream: what the consumers can
+// use. The journal takes max_journal_per_sec, signals max_signals_per_sec,
+// and with neither the recent-events buffer at most `recent_events` a second;
+// beyond that events are counted in the kernel and never streamed (their
+// path is never resolved). With everything off the kernel only counts. The
+// console (--foreground) prints every event: no limit.
+struct StreamBudget {
+    bool stream = true;
+    std::uint32_t per_sec = 0;  // 0: no limit
+    bool operator==(const StreamBudget&) const = default;
+};
+StreamBudget stream_budget(const Config& config, bool foreground);
+
 // What D-Bus clients changed at run time, saved so it survives restarts.
 struct RuntimeState {
     std::optional<RequestedMode> mode;

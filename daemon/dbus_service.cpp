@@ -297,7 +297,11 @@ private:
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(s_.engine_.totals().tracked_processes, UINT32_MAX));
     }
     std::uint64_t EvictedProcesses() override { return s_.engine_.totals().evicted_processes; }
-    std::uint64_t SuppressedSignals() override { return s_.signals_.suppressed_total(); }
+    // Refused by the signal limit, plus never streamed by the kernel's budget.
+    std::uint64_t SuppressedSignals() override
+    {
+        return s_.signals_.suppressed_total() + s_.engine_.counters().events_unstreamed;
+    }
 
     State& s_;
 };

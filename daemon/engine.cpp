@@ -70,6 +70,7 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     unlinkd_config config = e->maps_->adopted() ? e->maps_->read_config() : unlinkd_config{};
     e->generation_ = config.filter_generation;
     config.flags = options.stream_events ? UNLINKD_CONFIG_STREAM_EVENTS : 0;
+    config.stream_per_sec = options.stream_per_sec;
     config.retiring_attachment = 0;
     fill_pid_namespace(config);
     if (auto s = e->maps_->write_config(config); !s)
@@ -217,6 +218,15 @@ std::vector<ProcessStats> Engine::processes()
         out.back().unit = units_.unit_of(value.cgroup_id);
     }
     return out;
+}
+
+Status Engine::set_streaming(bool stream_events, std::uint32_t per_sec)
+{
+    unlinkd_config config = maps_->read_config();
+    config.flags = stream_events ? config.flags | UNLINKD_CONFIG_STREAM_EVENTS
+                                 : config.flags & ~std::uint32_t{UNLINKD_CONFIG_STREAM_EVENTS};
+    config.stream_per_sec = per_sec;
+    return maps_->write_config(config);
 }
 
 Status Engine::reset() { return maps_->reset_counts(); }

@@ -35,6 +35,7 @@ struct EngineOptions {
     std::vector<std::string> filters;
     MapSizes sizes{};
     bool stream_events = true;  // false: count only, never resolve paths
+    std::uint32_t stream_per_sec = 0;  // events streamed a second at most (0: all)
     // Where maps and links are kept across restarts (null: nowhere), and what
     // a previous run left there (the engine adopts and owns those fds).
     ObjectKeeper* keeper = nullptr;
@@ -74,6 +75,9 @@ public:
     Totals totals() const;
     std::vector<ProcessStats> processes();
     Status reset();
+
+    // What the kernel streams (see unlinkd_config.stream_per_sec).
+    Status set_streaming(bool stream_events, std::uint32_t per_sec);
 
     int events_fd() const;
     // Delivers every complete event ready in the ring buffer to the sink.

@@ -49,6 +49,7 @@ nlohmann::json totals_json(const Totals& t)
         {"evicted_processes", t.evicted_processes},
         {"inflight_overflows", t.inflight_overflows},
         {"events_streamed", t.events_streamed},
+        {"events_unstreamed", t.events_unstreamed},
         {"lost_exits", t.lost_exits},
     };
 }

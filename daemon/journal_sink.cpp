@@ -23,8 +23,11 @@ void send(const std::vector<std::string>& fields)
 
 }  // namespace
 
-JournalSink::JournalSink(sd_event* loop, std::uint64_t max_per_second) : loop_(loop), limit_(max_per_second)
+JournalSink::JournalSink(sd_event* loop, std::uint64_t max_per_second,
+                         std::function<std::uint64_t()> unstreamed_total)
+    : loop_(loop), limit_(max_per_second), unstreamed_total_(std::move(unstreamed_total))
 {
+    unstreamed_seen_ = unstreamed_total_ ? unstreamed_total_() : 0;
     sd_event_add_time_relative(
         loop_, &timer_, CLOCK_MONOTONIC, 1'000'000, 0,
         [](sd_event_source* src, std::uint64_t, void* self) {
@@ -61,7 +64,14 @@ void JournalSink::send_summary(const Totals& now, const Totals& before, const st
 
 void JournalSink::flush_not_logged()
 {
-    if (auto n = limit_.take_suppressed())
+    std::uint64_t n = limit_.take_suppressed();
+    if (unstreamed_total_) {
+        std::uint64_t now = unstreamed_total_();
+        n += now >= unstreamed_seen_ ? now - unstreamed_seen_ : now;  // the totals were reset
+        unstreamed_seen_ = now;
+    }
+    // With max_journal_per_sec 0 nothing is logged by choice: no noise.
+    if (n && limit_.rate())
         send(not_logged_fields(n, limit_.rate()));
 }
 

@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -16,7 +17,9 @@ namespace unlinkd {
 
 class JournalSink : public EventSink {
 public:
-    JournalSink(sd_event* loop, std::uint64_t max_per_second);
+    // `unstreamed_total`: deletions the kernel counted but did not stream
+    // (its stream budget); they are reported as not logged as well.
+    JournalSink(sd_event* loop, std::uint64_t max_per_second, std::function<std::uint64_t()> unstreamed_total);
     ~JournalSink() override;
     JournalSink(const JournalSink&) = delete;
     JournalSink& operator=(const JournalSink&) = delete;
@@ -31,6 +34,8 @@ private:
     void flush_not_logged();
     sd_event* loop_;
     RateLimiter limit_;
+    std::function<std::uint64_t()> unstreamed_total_;
+    std::uint64_t unstreamed_seen_ = 0;
     sd_event_source* timer_ = nullptr;
 };
 

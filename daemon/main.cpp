@@ -173,6 +173,9 @@ void reload(Daemon& d)
                      "a stop (a restart keeps the maps and their counts)");
     if (d.journal)
         d.journal->set_rate(c.max_journal_per_sec);
+    auto budget = stream_budget(c, d.foreground);
+    if (auto s = d.engine->set_streaming(budget.stream, budget.per_sec); !s)
+        spdlog::error("reload: {}", s.error().message);
     d.bus->reconfigure(bus_options_of(c));
 
     auto state = load_runtime_state(d.state_dir);
@@ -352,6 +355,9 @@ int main(int argc, char** argv)
     engine_options.sizes.max_processes = d.config.max_processes;
     engine_options.sizes.ring_buffer_bytes = d.config.ring_buffer_kib * 1024;
     engine_options.keeper = keeper.get();
+    auto budget = stream_budget(d.config, options->foreground);
+    engine_options.stream_events = budget.stream;
+    engine_options.stream_per_sec = budget.per_sec;
     engine_options.inherited = keeper->take_inherited();
     auto engine = Engine::make(engine_options);
     if (!engine) {
@@ -370,10 +376,11 @@ int main(int argc, char** argv)
         std::string list;
         for (const auto& f : e.filters())
             list += " " + f;
-        spdlog::info("filters (from the {}):{}", effective.filters_from, list);
+        spdlog::info("filters:{} (from the {})", list, effective.filters_from);
     }
-    spdlog::info("attached in {} mode (requested {} by the {}): {}", mode_name(e.attached_mode()),
-                 requested_mode_name(e.requested_mode()), effective.mode_from, mode_description(e.attached_mode()));
+    spdlog::info("attached in {} mode (requested {}): {}", mode_name(e.attached_mode()),
+                 requested_mode_name(e.requested_mode()), mode_description(e.attached_mode()));
+    spdlog::info("the mode came from the {}", effective.mode_from);
     spdlog::info("maps and probes are kept in {} across restarts", keeper->where());
     d.journal_summary_base = e.counters();
 
@@ -396,7 +403,7 @@ int main(int argc, char** argv)
     d.bus = &bus;
     // The console in the foreground, the journal otherwise (spec section 6).
     ConsoleSink console(options->json);
-    JournalSink journal(loop, d.config.max_journal_per_sec);
+    JournalSink journal(loop, d.config.max_journal_per_sec, [&e] { return e.counters().events_unstreamed; });
     if (!options->foreground)
         d.journal = &journal;
     FanOut sinks({options->foreground ? static_cast<EventSink*>(&console) : &journal, &bus});

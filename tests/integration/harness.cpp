@@ -72,6 +72,13 @@ void Scratch::create(const std::string& name, mode_t mode) const
     close(fd);
 }
 
+void use_own_state_directory()
+{
+    const char* base = std::getenv("STATE_DIRECTORY");
+    if (base)
+        setenv("STATE_DIRECTORY", (std::string(base) + "/daemon-" + std::to_string(getpid())).c_str(), 1);
+}
+
 pid_t spawn(const ChildOptions& o, const std::function<int()>& body)
 {
     pid_t pid = fork();

@@ -48,6 +48,11 @@ struct ChildOptions {
 // Forks a child that sets itself up and runs `body`; the child's exit code
 // is body's return value. Returns the child's pid; wait with wait_child().
 pid_t spawn(const ChildOptions& options, const std::function<int()>& body);
+
+// In a forked child about to exec the daemon: a state directory of its own
+// under the run's private one (main.cpp), so filters one test sets over
+// D-Bus are not the next test's saved state.
+void use_own_state_directory();
 // Waits for `pid` and returns its exit code (-1 if it did not exit normally).
 int wait_child(pid_t pid);
 // spawn + wait; REQUIREs exit code 0 and returns the pid.

@@ -109,6 +109,7 @@ Running start_daemon(const std::vector<std::string>& args, uid_t uid = 0,
     if (pid == 0) {
         dup2(out[1], 1);
         dup2(err[1], 2);
+        use_own_state_directory();
         if (before_exec)
             before_exec();
         if (uid && (setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
@@ -337,9 +338,10 @@ TEST_CASE("without tracefs mounted the daemon mounts it and tracepoints still at
     CHECK(tracepoint_ok);
 }
 
-TEST_CASE("options of parts not built yet are refused, not ignored", "[cli]")
+TEST_CASE("a configuration file named on the command line must exist", "[cli]")
 {
-    auto d = start_daemon({"--foreground", "--config=/etc/unlinkd/unlinkd.json"});
-    CHECK(d.stop(0) == 2);
-    CHECK_THAT(d.stderr_text, Catch::Contains("not supported by this build yet"));
+    // (Every other configuration error: tests/integration/lifecycle-test.sh.)
+    auto d = start_daemon({"--foreground", "--config=/nonexistent/unlinkd.json"});
+    CHECK(d.stop(0) == 6);
+    CHECK_THAT(d.stderr_text, Catch::Contains("cannot read the configuration /nonexistent/unlinkd.json"));
 }

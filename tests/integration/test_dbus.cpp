@@ -55,6 +55,7 @@ struct Daemon {
             dup2(fd, 2);
             int null = open("/dev/null", O_WRONLY);
             dup2(null, 1);
+            use_own_state_directory();
             std::vector<std::string> args{bin, "--foreground", "--bus-address=" + address};
             args.insert(args.end(), extra.begin(), extra.end());
             std::vector<char*> argv;

@@ -122,3 +122,16 @@ TEST_CASE("saved runtime changes win until the file changes; the command line wi
     CHECK(e.filters == std::vector<std::string>{"pid=1"});
     CHECK(std::string(e.filters_from) == "command line");
 }
+
+TEST_CASE("the kernel streams what the consumers can use, no more", "[config]")
+{
+    Config c;  // journal 200, signals 100
+    CHECK(stream_budget(c, false) == StreamBudget{true, 200});
+    CHECK(stream_budget(c, true) == StreamBudget{true, 0});  // the console prints everything
+    c.max_journal_per_sec = 0;
+    CHECK(stream_budget(c, false) == StreamBudget{true, 100});
+    c.max_signals_per_sec = 0;
+    CHECK(stream_budget(c, false) == StreamBudget{true, 1024});  // recent events only
+    c.recent_events = 0;
+    CHECK(stream_budget(c, false) == StreamBudget{false, 0});  // count only
+}
