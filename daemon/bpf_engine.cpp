@@ -387,7 +387,7 @@ void ids_start_after(std::uint32_t id)
 
 int ModeAttachment::Link::get_fd() const { return link ? bpf_link__fd(link) : fd; }
 
-Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps, Mode mode, bool claims_calls)
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load(const BpfMaps& maps, Mode mode, bool claims_calls)
 {
     unlinkd_bpf* skel = unlinkd_bpf__open();
     if (!skel) {
@@ -419,7 +419,16 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
         bpf_program__set_autoload(p, true);
     if (int err = unlinkd_bpf__load(skel))
         return Error{-err, explain_unavailable(mode, ProbeStage::load, -err)};
+    return self;
+}
 
+Status ModeAttachment::attach()
+{
+    if (attached())
+        return ok();
+    if (!skel_)
+        return Error{EINVAL, "an adopted attachment cannot be attached again"};
+    auto mine = programs_of(skel_, mode_);
     auto attach_all = [](const std::vector<bpf_program*>& progs, std::vector<Link>& links) -> int {
         for (auto* p : progs) {
             bpf_link* link = bpf_program__attach(p);
@@ -429,11 +438,40 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
         }
         return 0;
     };
-    if (int err = attach_all(mine.exit, self->exit_links_))
-        return Error{err, explain_unavailable(mode, ProbeStage::attach, err)};
-    if (int err = attach_all(mine.entry, self->entry_links_))
-        return Error{err, explain_unavailable(mode, ProbeStage::attach, err)};
-    return self;
+    // Exit programs first: no call is entered without an exit to count it.
+    int err = attach_all(mine.exit, exit_links_);
+    if (!err)
+        err = attach_all(mine.entry, entry_links_);
+    if (err) {
+        detach();
+        return Error{err, explain_unavailable(mode_, ProbeStage::attach, err)};
+    }
+    return ok();
+}
+
+void ModeAttachment::detach()
+{
+    auto release = [](std::vector<Link>& links) {
+        for (auto& l : links) {
+            if (l.link)
+                bpf_link__destroy(l.link);
+            else if (l.fd >= 0)
+                close(l.fd);
+        }
+        links.clear();
+    };
+    release(entry_links_);
+    release(exit_links_);
+}
+
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps, Mode mode, bool claims_calls)
+{
+    auto a = load(maps, mode, claims_calls);
+    if (!a)
+        return a.error();
+    if (auto s = (*a)->attach(); !s)
+        return s.error();
+    return a;
 }
 
 std::vector<std::unique_ptr<ModeAttachment>> ModeAttachment::adopt(NamedObjects& inherited)
@@ -476,16 +514,7 @@ NamedObjects ModeAttachment::objects() const
 
 ModeAttachment::~ModeAttachment()
 {
-    auto release = [](std::vector<Link>& links) {
-        for (auto& l : links) {
-            if (l.link)
-                bpf_link__destroy(l.link);
-            else if (l.fd >= 0)
-                close(l.fd);
-        }
-    };
-    release(entry_links_);
-    release(exit_links_);
+    detach();
     if (skel_)
         unlinkd_bpf__destroy(skel_);
 }

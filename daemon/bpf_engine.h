@@ -86,6 +86,9 @@ public:
     // A trial attachment (`claims_calls` false) runs its programs but never
     // claims a call, so detaching it cannot lose one.
     static Result<std::unique_ptr<ModeAttachment>> make(const BpfMaps& maps, Mode mode, bool claims_calls = true);
+    // Loads the programs (the verifier's part, the slow one) without
+    // attaching them: a standby that attach() puts in place in milliseconds.
+    static Result<std::unique_ptr<ModeAttachment>> load(const BpfMaps& maps, Mode mode, bool claims_calls = true);
     // The attachments a previous run left attached (its "link-..." fds, which
     // are erased from `inherited` and owned from here on), one per id. They
     // keep counting until handed over to an attachment of this run.
@@ -95,6 +98,13 @@ public:
     ~ModeAttachment();
     ModeAttachment(const ModeAttachment&) = delete;
     ModeAttachment& operator=(const ModeAttachment&) = delete;
+
+    // Exit links first, then entry links. Once only: the kernel (6.1)
+    // refuses to attach a detached fentry program again.
+    Status attach();
+    // Entry links first, then exit links.
+    void detach();
+    bool attached() const { return !entry_links_.empty() || !exit_links_.empty(); }
 
     Mode mode() const { return mode_; }
     std::uint32_t id() const { return id_; }

@@ -105,6 +105,7 @@ public:
     sd_event_source* retry_timer_ = nullptr;
     sd_event_source* summary_timer_ = nullptr;
     bool said_unavailable_ = false;
+    std::uint64_t summary_count_ = 0;  // deletes + failures at the last Summary tick
 };
 
 // The org.unlinkd.Unlinkd1 object. Every method: validate, authorize,
@@ -451,6 +452,14 @@ void BusService::start()
             state_->loop_, &state_->summary_timer_, CLOCK_MONOTONIC, period, 0,
             [](sd_event_source* src, std::uint64_t, void* self) {
                 auto* state = static_cast<State*>(self);
+                // Nothing counted since the last tick: no Summary to send,
+                // and no reason to wake up again until wake().
+                auto c = state->engine_.counters();
+                if (c.deletes + c.failures == state->summary_count_) {
+                    sd_event_source_set_enabled(src, SD_EVENT_OFF);
+                    return 0;
+                }
+                state->summary_count_ = c.deletes + c.failures;
                 state->send_summary();
                 std::uint64_t next = 0;
                 sd_event_now(state->loop_, CLOCK_MONOTONIC, &next);
@@ -463,7 +472,23 @@ void BusService::start()
     }
 }
 
-void BusService::on_event(const Event& event) { state_->on_event(event); }
+void BusService::wake()
+{
+    auto* timer = state_->summary_timer_;
+    int enabled = SD_EVENT_OFF;
+    if (!timer || sd_event_source_get_enabled(timer, &enabled) < 0 || enabled != SD_EVENT_OFF)
+        return;
+    std::uint64_t now = 0;
+    sd_event_now(state_->loop_, CLOCK_MONOTONIC, &now);
+    sd_event_source_set_time(timer, now + state_->options_.summary_interval_sec * 1'000'000);
+    sd_event_source_set_enabled(timer, SD_EVENT_ON);
+}
+
+void BusService::on_event(const Event& event)
+{
+    state_->on_event(event);
+    wake();
+}
 
 void BusService::reconfigure(const BusOptions& options)
 {

@@ -46,6 +46,8 @@ public:
     // A configuration reload: new rates, cadence, buffer size and reader
     // group (the address and callbacks stay).
     void reconfigure(const BusOptions& options);
+    // Counts moved: the Summary timer, asleep while nothing changes, runs again.
+    void wake();
     // Tells clients that properties changed outside a D-Bus call (a reload).
     void properties_changed(const std::vector<std::string>& names);
 

@@ -154,18 +154,39 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
             requested_ = requested;
             return m;
         }
-        auto a = ModeAttachment::make(*maps_, m);
+        auto begin = std::chrono::steady_clock::now();
+        // A standby loaded in advance only needs attaching (milliseconds);
+        // otherwise load now (the verifier takes a few hundred).
+        auto& slot = standby_[static_cast<size_t>(m)];
+        std::unique_ptr<ModeAttachment> next = std::move(slot);
+        Status attached = ok();
+        if (next)
+            attached = next->attach();
+        if (next && !attached) {
+            spdlog::warn("the preloaded {} programs did not attach ({}); loading them again", mode_name(m),
+                         attached.error().message);
+            next.reset();
+        }
+        if (next) {
+        } else if (auto a = ModeAttachment::make(*maps_, m)) {
+            next = std::move(*a);
+            attached = ok();
+        } else {
+            attached = a.error();
+        }
         auto& status = modes_[static_cast<size_t>(m)];
-        if (!a) {
-            status = ModeStatus{m, false, a.error().code, a.error().message};
-            last = a.error();
+        if (!attached) {
+            status = ModeStatus{m, false, attached.error().code, attached.error().message};
+            last = attached.error();
             continue;
         }
         status = ModeStatus{m, true, 0, {}};
         Mode old = attached_->mode();
-        replace_attachment(attached_, std::move(*a));
+        replace_attachment(attached_, std::move(next));
         requested_ = requested;
-        spdlog::info("attach mode {} -> {}", mode_name(old), mode_name(m));
+        spdlog::info("attach mode {} -> {} in {} ms", mode_name(old), mode_name(m),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
+                         .count());
         return m;
     }
     return last;
@@ -173,6 +194,9 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
 
 void Engine::replace_attachment(std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next)
 {
+    // The old attachment is destroyed, not kept as a standby: the kernel
+    // (6.1) refused to attach a detached fentry program again. A fresh
+    // standby for its mode comes from the next prepare_standbys().
     hand_over(*maps_, current, std::move(next), std::chrono::seconds(1), [this](const ModeAttachment& incoming) {
         if (!keeper_)
             return;
@@ -180,6 +204,24 @@ void Engine::replace_attachment(std::unique_ptr<ModeAttachment>& current, std::u
         objects.merge(incoming.objects());
         keeper_->keep(objects);
     });
+}
+
+std::size_t Engine::prepare_standbys()
+{
+    std::size_t loaded = 0;
+    for (Mode m : all_modes) {
+        auto& slot = standby_[static_cast<size_t>(m)];
+        if (slot || m == attached_->mode() || !modes_[static_cast<size_t>(m)].supported)
+            continue;
+        auto a = ModeAttachment::load(*maps_, m);
+        if (!a) {
+            spdlog::debug("cannot preload {} mode: {}", mode_name(m), a.error().message);
+            continue;
+        }
+        slot = std::move(*a);
+        ++loaded;
+    }
+    return loaded;
 }
 
 Status Engine::set_filters(const std::vector<std::string>& rules)

@@ -6,6 +6,7 @@
 // events_fd() is readable.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -63,6 +64,12 @@ public:
     // error carries the kernel's errno and what it means.
     Result<Mode> set_mode(RequestedMode requested);
 
+    // Loads (without attaching) every other mode that works here, so that
+    // set_mode only attaches: a switch then takes milliseconds, not the
+    // verifier's hundreds. Slow (one verifier run per mode): call it when
+    // idle, at start and after each switch. Returns how many were loaded.
+    std::size_t prepare_standbys();
+
     // All rules or none: a bad rule is rejected by name and the filter in
     // force stays.
     Status set_filters(const std::vector<std::string>& rules);
@@ -97,6 +104,7 @@ private:
     std::unique_ptr<BpfMaps> maps_;
     ObjectKeeper* keeper_ = nullptr;
     std::unique_ptr<ModeAttachment> attached_;
+    std::array<std::unique_ptr<ModeAttachment>, 3> standby_;  // by Mode; loaded, not attached
     ModeTable modes_{};
     RequestedMode requested_{};
     std::vector<FilterRule> filter_;

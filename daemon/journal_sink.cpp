@@ -31,7 +31,11 @@ JournalSink::JournalSink(sd_event* loop, std::uint64_t max_per_second,
     sd_event_add_time_relative(
         loop_, &timer_, CLOCK_MONOTONIC, 1'000'000, 0,
         [](sd_event_source* src, std::uint64_t, void* self) {
-            static_cast<JournalSink*>(self)->flush_not_logged();
+            // Nothing refused in the last second: sleep until the next event.
+            if (!static_cast<JournalSink*>(self)->flush_not_logged()) {
+                sd_event_source_set_enabled(src, SD_EVENT_OFF);
+                return 0;
+            }
             std::uint64_t now = 0;
             sd_event_now(sd_event_source_get_event(src), CLOCK_MONOTONIC, &now);
             sd_event_source_set_time(src, now + 1'000'000);
@@ -54,6 +58,11 @@ void JournalSink::on_event(const Event& e)
     sd_event_now(loop_, CLOCK_MONOTONIC, &now);
     if (limit_.allow(now))
         send(deletion_fields(e));
+    int enabled = SD_EVENT_OFF;
+    if (sd_event_source_get_enabled(timer_, &enabled) >= 0 && enabled == SD_EVENT_OFF) {
+        sd_event_source_set_time(timer_, now + 1'000'000);
+        sd_event_source_set_enabled(timer_, SD_EVENT_ON);
+    }
 }
 
 void JournalSink::send_summary(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,
@@ -62,7 +71,7 @@ void JournalSink::send_summary(const Totals& now, const Totals& before, const st
     send(summary_fields(now, before, top, interval_sec, mode));
 }
 
-void JournalSink::flush_not_logged()
+bool JournalSink::flush_not_logged()
 {
     std::uint64_t n = limit_.take_suppressed();
     if (unstreamed_total_) {
@@ -73,6 +82,7 @@ void JournalSink::flush_not_logged()
     // With max_journal_per_sec 0 nothing is logged by choice: no noise.
     if (n && limit_.rate())
         send(not_logged_fields(n, limit_.rate()));
+    return n > 0;
 }
 
 }  // namespace unlinkd

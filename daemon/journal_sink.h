@@ -31,7 +31,8 @@ public:
                              std::uint64_t interval_sec, std::string_view mode);
 
 private:
-    void flush_not_logged();
+    // Writes the "N not logged" entry if any were; says whether.
+    bool flush_not_logged();
     sd_event* loop_;
     RateLimiter limit_;
     std::function<std::uint64_t()> unstreamed_total_;

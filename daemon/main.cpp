@@ -34,6 +34,10 @@ constexpr int exit_not_configured = 6;  // a broken configuration file
 
 // How often the journal gets a summary entry (when something changed).
 constexpr std::uint64_t journal_summary_interval_sec = 60;
+// With nothing counted the periodic work sleeps: the tick polls this rarely
+// (for counts that move without events, i.e. with streaming off), and an
+// event from the kernel wakes everything at once.
+constexpr std::uint64_t idle_poll_sec = 30;
 
 // Hands every event to each publisher in turn.
 class FanOut : public EventSink {
@@ -78,6 +82,10 @@ struct Daemon {
     std::string last_status;
     Totals journal_summary_base{};
     std::uint64_t journal_summary_usec = 0;  // CLOCK_MONOTONIC of the base
+    sd_event* loop = nullptr;
+    sd_event_source* tick = nullptr;
+    std::uint64_t tick_count = 0;  // deletes + failures at the last tick
+    bool tick_idle = false;        // the tick polls every idle_poll_sec
 };
 
 // The journal's summary entry, when the counts moved since the last one.
@@ -93,6 +101,21 @@ void journal_summary(Daemon& d, std::uint64_t now_usec)
 }
 
 void notify(const std::string& message) { sd_notify(0, message.c_str()); }
+
+void schedule_standbys(Daemon& d)
+{
+    sd_event_source* src = nullptr;
+    sd_event_add_defer(
+        d.loop, &src,
+        [](sd_event_source* s, void* userdata) {
+            auto n = static_cast<Daemon*>(userdata)->engine->prepare_standbys();
+            if (n)
+                spdlog::debug("{} attach modes preloaded for fast switches", n);
+            sd_event_source_disable_unref(s);
+            return 0;
+        },
+        &d);
+}
 
 // STATUS= for `systemctl status`, sent only when it changes.
 void update_status(Daemon& d, const std::string& prefix = {})
@@ -188,8 +211,10 @@ void reload(Daemon& d)
                           mode_name(d.engine->attached_mode()), r.error().message);
         else
             changed.push_back("RequestedAttachMode");
-        if (d.engine->attached_mode() != before)
+        if (d.engine->attached_mode() != before) {
             changed.push_back("AttachMode");
+            schedule_standbys(d);
+        }
     }
     if (effective.filters != d.engine->filters()) {
         if (auto r = d.engine->set_filters(effective.filters); !r)
@@ -205,17 +230,34 @@ void reload(Daemon& d)
     notify("READY=1");
 }
 
-// Every summary_interval_sec: STATUS= when the counts moved; every minute a
-// journal summary entry when they did.
+// Every summary_interval_sec while counts move: STATUS=, the bus's Summary,
+// and every minute a journal summary entry. Idle: every idle_poll_sec.
 int on_tick(sd_event_source* source, std::uint64_t usec, void* userdata)
 {
     auto& d = *static_cast<Daemon*>(userdata);
-    if (d.ready)
+    auto c = d.engine->counters();
+    bool moved = c.deletes + c.failures != d.tick_count;
+    d.tick_count = c.deletes + c.failures;
+    if (moved && d.ready)
         update_status(d);
+    if (moved)
+        d.bus->wake();
     if (d.journal && usec - d.journal_summary_usec >= journal_summary_interval_sec * 1'000'000)
         journal_summary(d, usec);
-    sd_event_source_set_time(source, usec + d.config.summary_interval_sec * 1'000'000);
+    d.tick_idle = !moved;
+    sd_event_source_set_time(source, usec + (moved ? d.config.summary_interval_sec : idle_poll_sec) * 1'000'000);
     return 0;
+}
+
+// Something was deleted: the periodic work runs again at its own cadence.
+void wake_tick(Daemon& d)
+{
+    if (!d.tick_idle)
+        return;
+    d.tick_idle = false;
+    std::uint64_t now = 0;
+    sd_event_now(sd_event_source_get_event(d.tick), CLOCK_MONOTONIC, &now);
+    sd_event_source_set_time(d.tick, now + d.config.summary_interval_sec * 1'000'000);
 }
 
 void print_summary(Daemon& d)
@@ -243,6 +285,7 @@ int on_events(sd_event_source*, int, uint32_t, void* userdata)
     auto& d = *static_cast<Daemon*>(userdata);
     d.engine->drain();
     std::fflush(stdout);
+    wake_tick(d);
     return 0;
 }
 
@@ -398,7 +441,10 @@ int main(int argc, char** argv)
     BusOptions bus_options = bus_options_of(d.config);
     bus_options.address = options->bus_address;
     bus_options.on_name_acquired = [&d] { on_name_acquired(d); };
-    bus_options.on_runtime_change = [&d] { save_runtime_state(d); };
+    bus_options.on_runtime_change = [&d] {
+        save_runtime_state(d);
+        schedule_standbys(d);
+    };
     BusService bus(loop, e, bus_options);
     d.bus = &bus;
     // The console in the foreground, the journal otherwise (spec section 6).
@@ -410,15 +456,19 @@ int main(int argc, char** argv)
     e.set_sink(&sinks);
     bus.start();
 
-    sd_event_source* tick = nullptr;
-    sd_event_add_time_relative(loop, &tick, CLOCK_MONOTONIC, d.config.summary_interval_sec * 1'000'000, 0, on_tick,
-                               &d);
-    sd_event_source_set_enabled(tick, SD_EVENT_ON);
+    sd_event_add_time_relative(loop, &d.tick, CLOCK_MONOTONIC, d.config.summary_interval_sec * 1'000'000, 0,
+                               on_tick, &d);
+    sd_event_source_set_enabled(d.tick, SD_EVENT_ON);
     sd_event_now(loop, CLOCK_MONOTONIC, &d.journal_summary_usec);
 
     sd_event_add_io(loop, nullptr, e.events_fd(), EPOLLIN, on_events, &d);
+    // Once the loop runs (READY=1 is not held up by it), and after each
+    // mode switch (once the caller has its reply): load the other working
+    // modes so a mode switch only attaches.
+    d.loop = loop;
+    schedule_standbys(d);
     int r = sd_event_loop(loop);
-    sd_event_source_disable_unref(tick);
+    sd_event_source_disable_unref(d.tick);
 
     e.drain();
     e.set_sink(nullptr);

@@ -150,12 +150,14 @@ check "not JSON" 'bad_start "{ mode: auto }" "not valid JSON"'
 check "a missing --config file" '"$BIN" --foreground --config=/nonexistent/unlinkd.json 2>"$T/bad.err"; [ $? = 6 ] && grep -q "/nonexistent/unlinkd.json" "$T/bad.err"'
 
 # ---- a crash without systemd: the pins keep the probes and counts
-echo '{ "filters": ["comm=storm"] }' > "$T/unlinkd.json"
+# The storm runs under a name of its own: other storms (bench/) may run.
+cp "$STORM" "$T/ulk-lstorm"
+echo '{ "filters": ["comm=ulk-lstorm"] }' > "$T/unlinkd.json"
 links_before=$(bpftool link show | grep -c "^[0-9]*: tracepoint")
 mkdir "$T/storm"; mount -t tmpfs tmpfs "$T/storm"
 "$BIN" --foreground --json --config="$T/unlinkd.json" >/dev/null 2>"$T/d1.err" & DPID=$!
 wait_for 60 'grep -q "attached in" "$T/d1.err"'
-"$STORM" "$T/storm" --count 200000 --threads 2 > "$T/storm.json" & SPID=$!
+"$T/ulk-lstorm" "$T/storm" --count 200000 --threads 2 > "$T/storm.json" & SPID=$!
 sleep 0.3; kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 check "a killed daemon leaves its objects pinned" '[ -e "$UNLINKD_PIN_DIR/map-processes" ]'
 "$BIN" --foreground --json --config="$T/unlinkd.json" >"$T/d2.json" 2>"$T/d2.err" & DPID=$!
