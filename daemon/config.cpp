@@ -19,17 +19,19 @@ Error key_error(const std::string& key, const std::string& what)
     return Error{EINVAL, "configuration key \"" + key + "\": " + what};
 }
 
+// Stores a whole number from low to high in `out`. JSON numbers: only
+// non-negative integers pass (5.0 or -1 are typos).
 template <typename T>
-Result<T> unsigned_in_range(const json& v, const std::string& key, T low, T high)
+Status read_unsigned(const json& v, const std::string& key, T& out, std::uint64_t low, std::uint64_t high)
 {
-    // JSON numbers: accept only non-negative integers (5.0 or -1 are typos).
     if (!v.is_number_unsigned())
         return key_error(key, "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
     auto n = v.get<std::uint64_t>();
     if (n < low || n > high)
         return key_error(key, std::to_string(n) + " is out of range (" + std::to_string(low) + " to " +
                                   std::to_string(high) + ")");
-    return static_cast<T>(n);
+    out = static_cast<T>(n);
+    return ok();
 }
 
 Result<std::vector<std::string>> string_list(const json& v, const std::string& key)
@@ -81,35 +83,23 @@ Result<Config> parse_config(std::string_view text)
                 return key_error(key, parsed.error().message);
             c.filters = std::move(*rules);
         } else if (key == "max_journal_per_sec") {
-            auto n = unsigned_in_range<std::uint64_t>(v, key, 0, max_rate_per_sec);
-            if (!n)
-                return n.error();
-            c.max_journal_per_sec = *n;
+            if (auto r = read_unsigned(v, key, c.max_journal_per_sec, 0, max_rate_per_sec); !r)
+                return r.error();
         } else if (key == "max_signals_per_sec") {
-            auto n = unsigned_in_range<std::uint64_t>(v, key, 0, max_rate_per_sec);
-            if (!n)
-                return n.error();
-            c.max_signals_per_sec = *n;
+            if (auto r = read_unsigned(v, key, c.max_signals_per_sec, 0, max_rate_per_sec); !r)
+                return r.error();
         } else if (key == "summary_interval_sec") {
-            auto n = unsigned_in_range<std::uint64_t>(v, key, 1, max_summary_interval_sec);
-            if (!n)
-                return n.error();
-            c.summary_interval_sec = *n;
+            if (auto r = read_unsigned(v, key, c.summary_interval_sec, 1, max_summary_interval_sec); !r)
+                return r.error();
         } else if (key == "recent_events") {
-            auto n = unsigned_in_range<std::uint32_t>(v, key, 0, max_recent_events);
-            if (!n)
-                return n.error();
-            c.recent_events = *n;
+            if (auto r = read_unsigned(v, key, c.recent_events, 0, max_recent_events); !r)
+                return r.error();
         } else if (key == "max_processes") {
-            auto n = unsigned_in_range<std::uint32_t>(v, key, 1, max_max_processes);
-            if (!n)
-                return n.error();
-            c.max_processes = *n;
+            if (auto r = read_unsigned(v, key, c.max_processes, 1, max_max_processes); !r)
+                return r.error();
         } else if (key == "ring_buffer_kib") {
-            auto n = unsigned_in_range<std::uint32_t>(v, key, 4, max_ring_buffer_kib);
-            if (!n)
-                return n.error();
-            c.ring_buffer_kib = *n;
+            if (auto r = read_unsigned(v, key, c.ring_buffer_kib, 4, max_ring_buffer_kib); !r)
+                return r.error();
         } else if (key == "reader_group") {
             if (!v.is_string() || v.get<std::string>().empty())
                 return key_error(key, "must be a group name");

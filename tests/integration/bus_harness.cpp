@@ -15,41 +15,6 @@
 
 namespace unlinkd::test {
 
-namespace {
-
-// The system bus's own defaults, as Debian's /usr/share/dbus-1/system.conf
-// has them: deny by default, everyone may talk to the bus driver.
-constexpr const char* bus_config = R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path=@DIR@/system_bus_socket</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <includedir>system.d</includedir>
-</busconfig>
-)";
-
-}  // namespace
-
 std::string dbus_source_dir()
 {
     const char* dir = std::getenv("UNLINKD_DBUS_DIR");
@@ -65,8 +30,13 @@ PrivateSystemBus::PrivateSystemBus(const std::string& policy_file, bool start_no
     chmod(dir_.c_str(), 0755);  // non-root test clients connect to the socket
     std::filesystem::create_directory(dir_ + "/system.d");
     std::filesystem::copy_file(policy_file, dir_ + "/system.d/org.unlinkd.Unlinkd1.conf");
-    std::string config = bus_config;
-    config.replace(config.find("@DIR@"), 5, dir_);
+    const char* template_path = std::getenv("UNLINKD_TEST_BUS_CONF");
+    REQUIRE(template_path != nullptr);
+    std::ifstream in(template_path);
+    REQUIRE(in.good());
+    std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (auto at = config.find("@DIR@"); at != std::string::npos; at = config.find("@DIR@"))
+        config.replace(at, 5, dir_);
     std::ofstream(dir_ + "/system-bus.conf") << config;
     address_ = "unix:path=" + dir_ + "/system_bus_socket";
     if (start_now)

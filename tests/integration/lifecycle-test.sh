@@ -17,49 +17,22 @@ set -uo pipefail
 BIN=$(realpath "$1"); STORM=$(realpath "$2"); SRC=$(realpath "$3")
 T=$(mktemp -d /tmp/unlinkd-life-XXXXXX); chmod 755 "$T"
 export STATE_DIRECTORY=$T/state UNLINKD_PIN_DIR=/sys/fs/bpf/unlinkd-life-$$
-fail=0; DPID=; BUSPID=; LPID=
+fail=0; DPID=; BUS_PID=; LPID=
 check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 # wait_for SECONDS CONDITION
 wait_for() { local end=$((SECONDS + $1)); until eval "$2"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
 cleanup() {
   [ -z "$DPID" ] || { kill -9 "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
   [ -z "$LPID" ] || kill "$LPID" 2>/dev/null
-  [ -z "$BUSPID" ] || kill "$BUSPID" 2>/dev/null
+  type stop_private_bus >/dev/null 2>&1 && stop_private_bus
   rm -rf "$UNLINKD_PIN_DIR" "$T"
 }
 trap cleanup EXIT
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 # ---- a private system bus with the project's policy
-mkdir -p "$T/bus/system.d"; cp "$SRC/dbus/org.unlinkd.Unlinkd1.conf" "$T/bus/system.d/"
-cat > "$T/bus/system-bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path=$T/bus/socket</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <includedir>system.d</includedir>
-</busconfig>
-XML
-dbus-daemon --config-file="$T/bus/system-bus.conf" --nofork --nopidfile 2>"$T/bus/log" & BUSPID=$!
-wait_for 5 '[ -S "$T/bus/socket" ]' || { echo "dbus-daemon did not start"; cat "$T/bus/log"; exit 1; }
-export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/bus/socket
+. "$SRC/tests/dbus/private-bus.sh"
+start_private_bus "$T/bus" "$SRC" || exit 1
 prop() { busctl --system get-property org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 "$1" 2>&1; }
 
 # ---- a NOTIFY_SOCKET like systemd's: one line per datagram, fds counted and
