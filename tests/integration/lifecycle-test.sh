@@ -2,8 +2,10 @@
 # The daemon's life as a service, with real components: a private
 # system-like dbus-daemon that loads the project's own policy, a test
 # NOTIFY_SOCKET read like systemd reads it, real BPF on this kernel.
-#   lifecycle-test.sh UNLINKD_BIN STORM_BIN SOURCE_DIR      (as root)
+#   lifecycle-test.sh UNLINKD_BIN STORM_BIN SOURCE_DIR UNIT_FILE     (as root)
 # Checks:
+#   the unit file: systemd-analyze verify says nothing, the capability
+#     bounding set is CAP_BPF CAP_PERFMON, the exposure score is 2.5 or less;
 #   sd_notify: READY=1 only once the bus name answers, STATUS= with the mode
 #     and exact totals, WATCHDOG=1 from the loop, FDSTORE=1 of every map and
 #     link, RELOADING=1/READY=1 on SIGHUP, STOPPING=1 on SIGTERM;
@@ -14,7 +16,7 @@
 #   crash without systemd: SIGKILL mid-storm, restart, exact count (pins),
 #     a clean stop leaves no pin and no link.
 set -uo pipefail
-BIN=$(realpath "$1"); STORM=$(realpath "$2"); SRC=$(realpath "$3")
+BIN=$(realpath "$1"); STORM=$(realpath "$2"); SRC=$(realpath "$3"); UNIT=$(realpath "$4")
 T=$(mktemp -d /tmp/unlinkd-life-XXXXXX); chmod 755 "$T"
 export STATE_DIRECTORY=$T/state UNLINKD_PIN_DIR=/sys/fs/bpf/unlinkd-life-$$
 fail=0; DPID=; BUS_PID=; LPID=
@@ -29,6 +31,14 @@ cleanup() {
 }
 trap cleanup EXIT
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+# ---- the unit, offline (unknown settings and capability names only warn,
+# or vanish, so the output must be empty and the set read back)
+check "systemd-analyze verify: no complaint" '[ -z "$(systemd-analyze verify --man=no "$UNIT" 2>&1 | grep -v "is not executable")" ]'
+check "capability bounding set: CAP_BPF CAP_PERFMON" '[ "$(sed -n "s/^CapabilityBoundingSet=//p" "$UNIT")" = "CAP_BPF CAP_PERFMON" ]'
+exposure=$(systemd-analyze security --offline=yes "$UNIT" 2>/dev/null | sed -n "s/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p")
+echo "exposure: $exposure"
+check "exposure 2.5 or less" 'awk -v e="$exposure" "BEGIN { exit !(e != \"\" && e <= 2.5) }"'
 
 # ---- a private system bus with the project's policy
 . "$SRC/tests/dbus/private-bus.sh"
