@@ -4,7 +4,8 @@
 #   journal-test.sh UNLINKD_BIN SOURCE_DIR     (as root)
 # Checks: one entry per deletion with every UNLINKD_* field, exact for a known
 # workload; the "N not logged" entry past 200 a second, with logged + not
-# logged == deletions; the catalog text through journalctl -x.
+# logged == deletions; the catalog text through journalctl -x; the summary
+# entry written at stop.
 set -euo pipefail
 BIN=$(realpath "$1"); SRC=$(realpath "$2")
 if [ -z "${UNLINKD_JOURNAL_NS:-}" ]; then
@@ -91,6 +92,11 @@ check "the not-logged entry says so" 'journalctl -q -o cat MESSAGE_ID=56dd6baa98
 journalctl -q -x -n 3 UNLINKD_COMM=ulk-jrnl > "$T/x.txt" 2>&1 || true; head -c 1500 "$T/x.txt"
 check "journalctl -x explains a deletion entry" 'grep -q "asked the" "$T/x.txt"'
 
+# At stop, the summary entry: this run's exact counts (the filter keeps them
+# to the workload: 3 + 600 deleted, 1 failed).
 kill "$DPID"; wait "$DPID" || true; DPID=
+summary=$(journalctl -q -o export MESSAGE_ID=56dd6baa98ba4f23bfa30e9b04725d50 UNLINKD_TOTAL_DELETES=603 | sed -n 's/^\(UNLINKD_DELETES\|UNLINKD_FAILURES\|UNLINKD_TOTAL_FAILURES\)=/\1 /p' | sort | paste -sd' ')
+echo "summary entry: $summary"
+check "the summary entry at stop has the exact counts" '[ "$summary" = "UNLINKD_DELETES 603 UNLINKD_FAILURES 1 UNLINKD_TOTAL_FAILURES 1" ]'
 echo "journal: $([ $fail = 0 ] && echo PASS || echo FAIL)"
 exit $fail
