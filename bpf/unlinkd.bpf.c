@@ -156,17 +156,25 @@ static __always_inline void bump(__u64 *counter)
 
 /* ---- pids as seen from the daemon's pid namespace ---- */
 
+/* The pid's number in the daemon's namespace: the one of its upids (one
+ * per namespace level, the initial one first) whose namespace is the
+ * daemon's; 0 when the daemon's namespace cannot see it. */
 static __always_inline __u32 pid_nr_in_ns(struct pid *pid, const struct unlinkd_config *cfg)
 {
+	unsigned int level, i;
 	struct upid *up;
 
-	if (!pid || BPF_CORE_READ(pid, level) < cfg->pidns_level)
+	if (!pid)
 		return 0;
-	up = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
-	     cfg->pidns_level * bpf_core_type_size(struct upid);
-	if (BPF_CORE_READ(up, ns, ns.inum) != cfg->pidns_ino)
-		return 0; /* not visible from the daemon's namespace */
-	return BPF_CORE_READ(up, nr);
+	level = BPF_CORE_READ(pid, level);
+	for (i = 1; i <= UNLINKD_MAX_PIDNS_LEVEL; i++) {
+		if (i > level)
+			break;
+		up = (void *)pid + bpf_core_field_offset(struct pid, numbers) + i * bpf_core_type_size(struct upid);
+		if (BPF_CORE_READ(up, ns, ns.inum) == cfg->pidns_ino)
+			return BPF_CORE_READ(up, nr);
+	}
+	return 0;
 }
 
 struct ids {
@@ -392,14 +400,17 @@ unresolved:
 
 struct cg_walk_ctx {
 	struct kernfs_node *kn;
+	__u64 root_id; /* the daemon's cgroup namespace root: stop there */
 };
 
 static long cgroup_walk_step(__u32 i, struct cg_walk_ctx *c)
 {
 	struct scratch *s = get_scratch();
-	struct kernfs_node *parent;
+	struct kernfs_node *parent, *kn = c->kn; /* BPF_CORE_READ relocates its whole argument */
 
-	if (!s || !c->kn)
+	if (!s || !kn)
+		return 1;
+	if (c->root_id && BPF_CORE_READ(kn, id) == c->root_id)
 		return 1;
 	parent = kernfs_parent(c->kn);
 	if (!parent) /* the root's name is not part of the path */
@@ -415,9 +426,13 @@ static long cgroup_walk_step(__u32 i, struct cg_walk_ctx *c)
 }
 
 /* Fills s->cgroups with the task's cgroup v2 directories, leaf first. */
-static __always_inline void collect_cgroups(struct scratch *s, struct task_struct *task)
+static __always_inline void collect_cgroups(struct scratch *s, struct task_struct *task,
+					    const struct unlinkd_config *cfg)
 {
-	struct cg_walk_ctx c = { .kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn) };
+	struct cg_walk_ctx c = {
+		.kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn),
+		.root_id = cfg->cgroupns_root_id,
+	};
 
 	s->cg_depth = 0;
 	bpf_loop(UNLINKD_MAX_CGROUP_DEPTH + 1, cgroup_walk_step, &c, 0);
@@ -552,7 +567,7 @@ static __always_inline int stream_entry(struct scratch *s, struct task_struct *t
 	__u32 path_len = s->path_len & OFF_MASK, cg_len = 0, size;
 
 	if (!(s->cg_depth))
-		collect_cgroups(s, task);
+		collect_cgroups(s, task, cfg);
 	bpf_loop(UNLINKD_MAX_CGROUP_DEPTH, append_cgroup_component, &cg_len, 0);
 	cg_len &= CG_MASK;
 	if (!cg_len) {
@@ -706,7 +721,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 		if (s && (used & (1u << UNLINKD_FILTER_UNIT))) {
 			struct unit_ctx uc = { .generation = gen };
 
-			collect_cgroups(s, task);
+			collect_cgroups(s, task, cfg);
 			bpf_loop(UNLINKD_MAX_CGROUP_DEPTH, unit_rule_step, &uc, 0);
 			if (!passes(uc.hits, UNLINKD_FILTER_UNIT, meta))
 				return;

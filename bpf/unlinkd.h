@@ -28,6 +28,8 @@
 #define UNLINKD_MAX_COMPONENTS 256
 /* cgroup ancestors walked for the event's cgroup path and unit filters. */
 #define UNLINKD_MAX_CGROUP_DEPTH 16
+/* Deepest pid namespace nesting a daemon in a container is looked for at. */
+#define UNLINKD_MAX_PIDNS_LEVEL 8
 /* Rules in one filter generation (user space rejects more). */
 #define UNLINKD_MAX_FILTER_RULES 1024
 /* Threads that can be inside do_unlinkat at once before entries are refused
@@ -157,7 +159,11 @@ struct unlinkd_config {
 	__u32 flags; /* enum unlinkd_config_flags */
 	/* The daemon's pid namespace: pids are reported as seen from it. */
 	__u64 pidns_ino;
-	__u32 pidns_level; /* 0: the initial namespace, kernel pids are used as they are */
+	/* 0: the initial namespace, kernel pids are used as they are. Else the
+	 * daemon is in a nested one, found among a pid's namespaces by its inode
+	 * (at most UNLINKD_MAX_PIDNS_LEVEL deep): a process cannot learn its own
+	 * namespace's depth from inside it. */
+	__u32 pidns_level;
 	/* An attachment being replaced: its entry programs stop claiming calls,
 	 * so the calls it claimed can finish before it is detached (0: none). */
 	__u32 retiring_attachment;
@@ -167,6 +173,10 @@ struct unlinkd_config {
 	 * would be wasted, and the counts stay exact regardless. */
 	__u32 stream_per_sec;
 	__u32 pad;
+	/* The root of the daemon's cgroup namespace (its kernfs id; 0: the real
+	 * root). Cgroup paths and units are taken below it, so a daemon in a
+	 * container sees its container's units. */
+	__u64 cgroupns_root_id;
 };
 
 /* The stream budget's state: one global slot. */

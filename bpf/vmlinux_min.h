@@ -95,6 +95,7 @@ struct pid {
 
 struct kernfs_node {
 	const char *name;
+	__u64 id; /* a cgroup's id (5.5 and later) */
 };
 
 struct cgroup {

@@ -2,10 +2,13 @@
 
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
@@ -21,25 +24,42 @@ std::int64_t realtime_offset_ns()
 }
 
 // The daemon's pid namespace, so the kernel reports pids as the daemon (and
-// its users, in a container) see them.
+// its users, in a container) see them. Its depth cannot be learnt from inside
+// (NS_GET_PARENT refuses to look above one's own namespace; in a container
+// /proc's NSpid lists one level): "nested" is enough, the BPF side finds the
+// namespace among each pid's by its inode.
 static void fill_pid_namespace(unlinkd_config& config)
 {
+    constexpr ino_t initial_pid_namespace = 0xEFFFFFFC;  // PROC_PID_INIT_INO
     struct stat st {};
     if (stat("/proc/self/ns/pid", &st) == 0)
         config.pidns_ino = st.st_ino;
-    // NSpid lists the pid in each namespace from the initial one down: its
-    // length minus one is our namespace's level.
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("NSpid:", 0) != 0)
+    config.pidns_level = st.st_ino == initial_pid_namespace ? 0 : 1;
+}
+
+// The root of the daemon's cgroup namespace: what its cgroup2 mount shows
+// as the root (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid
+// layout). Its kernfs id is what a file handle of type FILEID_KERNFS starts
+// with. 0 (the real root) when there is no cgroup2 mount to ask.
+static void fill_cgroup_namespace(unlinkd_config& config)
+{
+    constexpr long cgroup2_magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+    constexpr int fileid_kernfs = 0xfe;
+    config.cgroupns_root_id = 0;
+    for (const char* path : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+        struct statfs fs {};
+        if (statfs(path, &fs) != 0 || fs.f_type != cgroup2_magic)
             continue;
-        std::istringstream fields(line.substr(6));
-        std::string pid;
-        std::uint32_t n = 0;
-        while (fields >> pid)
-            ++n;
-        config.pidns_level = n > 0 ? n - 1 : 0;
+        // struct file_handle ends in a flexible array: room for it after.
+        constexpr unsigned room = 32;
+        alignas(file_handle) unsigned char buffer[sizeof(file_handle) + room] = {};
+        auto* handle = reinterpret_cast<file_handle*>(buffer);
+        handle->handle_bytes = room;
+        int mount_id = 0;
+        if (name_to_handle_at(AT_FDCWD, path, handle, &mount_id, 0) == 0 && handle->handle_type == fileid_kernfs &&
+            handle->handle_bytes >= sizeof(std::uint64_t))
+            std::memcpy(&config.cgroupns_root_id, buffer + sizeof(file_handle), sizeof(std::uint64_t));
+        return;
     }
 }
 
@@ -73,6 +93,11 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     config.stream_per_sec = options.stream_per_sec;
     config.retiring_attachment = 0;
     fill_pid_namespace(config);
+    fill_cgroup_namespace(config);
+    if (config.pidns_level || config.cgroupns_root_id > 1)
+        spdlog::info("running in a container (pid namespace {}, cgroup namespace root {}): pids and units are "
+                     "reported as seen inside it",
+                     config.pidns_ino, config.cgroupns_root_id);
     if (auto s = e->maps_->write_config(config); !s)
         return s.error();
     if (auto s = e->set_filters(options.filters); !s)

@@ -78,8 +78,13 @@ std::string explain_unavailable(Mode mode, ProbeStage stage, int err)
             return what + "the kernel refused BPF tracing programs" + code +
                    "; kernel lockdown or a security policy forbids them here. "
                    "Boot without lockdown (lockdown=none) or use another mode";
+        if (stage == ProbeStage::attach)
+            return what + "the kernel refused to open the perf event this mode attaches through" + code +
+                   "; that needs CAP_PERFMON, and CAP_SYS_ADMIN where kernel.perf_event_paranoid is 3 (Debian's "
+                   "default, which unlinkd.service does not grant). Run sysctl kernel.perf_event_paranoid=2, or "
+                   "use fentry mode";
         return what + "the kernel refused the BPF program" + code +
-               "; run unlinkd as root (it needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)";
+               "; run unlinkd as root (it needs CAP_BPF and CAP_PERFMON)";
     }
     switch (mode) {
     case Mode::fentry:
