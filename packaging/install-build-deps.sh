@@ -9,6 +9,8 @@ packages=(
   libsystemd-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsdbus-c++-dev libsdbus-c++-bin
   # tests
   catch2 liburing-dev util-linux procps dbus-daemon python3 jq
+  # systemd's dbus.service for the container's system bus (tests/systemd)
+  dbus
   # systemd as PID 1 in a container (tests/systemd)
   systemd-container
   # the qemu guest of the vm suite (tests/vm)
