@@ -1,10 +1,17 @@
 // Storm generator: N deletions over T threads on a directory (use tmpfs),
 // timing only the deletion phase. Prints one JSON object:
-//   {"op":"unlink","deletes":N,"threads":T,"wall_s":..,"ns_per_unlink":..}
+//   {"op":"unlink","deletes":N,"threads":T,"wall_s":..,"ns_per_unlink":..,"pid":P,...}
 // ns_per_unlink is wall time x threads / deletes: the cost of one call as a
-// thread sees it.
+// thread sees it. pid lets a caller look the storm up in a tracer's
+// per-process counts.
 //
-//   storm DIR [--count N] [--threads T] [--op unlink|unlinkat|fail]
+//   storm DIR [--count N] [--threads T] [--op unlink|unlinkat|fail] [--ready-file PATH]
+//
+// Ops: unlink(2) of absolute paths; unlinkat(2) of names relative to a
+// directory fd; fail: unlinkat(2) of names that do not exist (ENOENT), which
+// still enter and return from do_unlinkat.
+// --ready-file: created (an open, not an unlink) when the files exist and the
+// timed phase starts, so a driver can act during the storm (mode switches).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,10 +28,10 @@
 int main(int argc, char** argv)
 {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: storm DIR [--count N] [--threads T] [--op unlink|unlinkat|fail]\n");
+        std::fprintf(stderr, "usage: storm DIR [--count N] [--threads T] [--op unlink|unlinkat|fail] [--ready-file PATH]\n");
         return 2;
     }
-    std::string dir = argv[1], op = "unlink";
+    std::string dir = argv[1], op = "unlink", ready_file;
     unsigned count = 100000, threads = 2;
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
@@ -34,6 +41,8 @@ int main(int argc, char** argv)
             threads = static_cast<unsigned>(std::stoul(v));
         else if (k == "--op")
             op = v;
+        else if (k == "--ready-file")
+            ready_file = v;
         else {
             std::fprintf(stderr, "storm: unknown option %s\n", k.c_str());
             return 2;
@@ -84,6 +93,8 @@ int main(int argc, char** argv)
         });
     while (ready.load() != threads)
         ;
+    if (!ready_file.empty())
+        close(open(ready_file.c_str(), O_CREAT | O_WRONLY, 0644));
     auto start = std::chrono::steady_clock::now();
     go = true;
     for (auto& w : workers)
@@ -94,7 +105,7 @@ int main(int argc, char** argv)
         rmdir((dir + "/storm-" + std::to_string(getpid()) + "-" + std::to_string(t)).c_str());
     }
     std::printf("{\"op\":\"%s\",\"deletes\":%u,\"threads\":%u,\"wall_s\":%.6f,\"ns_per_unlink\":%.1f,"
-                "\"unexpected_results\":%u}\n",
-                op.c_str(), count, threads, wall, wall * 1e9 * threads / count, errors.load());
+                "\"unexpected_results\":%u,\"pid\":%d}\n",
+                op.c_str(), count, threads, wall, wall * 1e9 * threads / count, errors.load(), static_cast<int>(getpid()));
     return errors.load() ? 1 : 0;
 }

@@ -15,6 +15,10 @@
 #               package list)
 #   full        copy of that rootfs + `meson install` of the build, booted
 #               with systemd as PID 1; runs tests/vm/guest-full-checks.sh
+#   bench       not a test and not in the default steps: the benchmark driver
+#               (bench/driver.sh) in a systemd guest whose rootfs also has
+#               bpftrace and auditd; `bench/run.sh --guest` runs this step
+#               and turns BUILD_DIR/tests/vm/bench-raw.jsonl into a report
 #
 # Environment knobs:
 #   UNLINKD_VM_CACHE        cache dir (default /var/cache/unlinkd-vm)
@@ -32,6 +36,8 @@
 #                           "~[multimode]~[dbus]"; e.g. "[switch]" to debug one test)
 #   UNLINKD_VM_KEEP=1       keep the per-run work dir (images, staging trees)
 #   UNLINKD_VM_MIRROR       Debian mirror (default: from the host's apt sources)
+#   UNLINKD_VM_BENCH_TIMEOUT  seconds for the bench guest's qemu run (default 7200);
+#                           BENCH_* variables are handed to bench/driver.sh in the guest
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,7 +50,7 @@ STEPS=${UNLINKD_VM_STEPS:-fast full}
 TEST_BIN=${UNLINKD_VM_TEST_BIN:-$BUILD_DIR/tests/integration/unlinkd-integration-tests}
 DAEMON_BIN=${UNLINKD_VM_DAEMON_BIN:-$BUILD_DIR/daemon/unlinkd}
 FAST_TIMEOUT=${UNLINKD_VM_FAST_TIMEOUT:-1800}   # s; one boot runs the suite in all modes: 330-640 s seen under TCG
-FULL_TIMEOUT=${UNLINKD_VM_FULL_TIMEOUT:-600}
+FULL_TIMEOUT=${UNLINKD_VM_FULL_TIMEOUT:-1800}  # s; the service checks run per mode: 3-4 min each under TCG
 TEST_FILTER=${UNLINKD_VM_TEST_FILTER:-~[multimode]~[dbus]}   # Catch2 test spec of the per-mode runs ([dbus] needs a dbus-daemon, which the busybox guest has not)
 VM_MEM=${UNLINKD_VM_MEM:-2G}
 VM_SMP=${UNLINKD_VM_SMP:-2}
@@ -59,7 +65,7 @@ VM_ACCEL=${UNLINKD_VM_ACCEL:-tcg,thread=single}
 # runtime libraries (a Debian package of unlinkd would pull them in); jq lets
 # the guest check script parse the daemon's JSON lines; busybox gives tiny
 # helpers. Changing this list (or ROOTFS_RECIPE_REV) rebuilds the cached rootfs.
-ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,libbpf1,libsystemd0,libspdlog1.10,libfmt9,libsdbus-c++1,libelf1,zlib1g,busybox,jq
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,udev,kmod,libbpf1,libsystemd0,libspdlog1.10,libfmt9,libsdbus-c++1,libelf1,zlib1g,busybox,jq,bpftool,procps
 ROOTFS_RECIPE_REV=1   # bump when customize_rootfs changes
 
 # Modules the full guest's initramfs loads to mount its ext4 root on
@@ -75,6 +81,12 @@ OUT=$BUILD_DIR/tests/vm          # logs live here (meson's build dir for tests/v
 WORK=$OUT/work                   # per-run scratch, removed at the end unless UNLINKD_VM_KEEP=1
 LOG_FAST=$OUT/fast-guest.log
 LOG_FULL=$OUT/full-guest.log
+LOG_BENCH=$OUT/bench-guest.log
+BENCH_TIMEOUT=${UNLINKD_VM_BENCH_TIMEOUT:-7200}
+# The bench guest's extra packages: the tools unlinkd is compared with. A
+# rootfs of its own (cached under its own key), so the test
+# suite's rootfs stays as it is.
+BENCH_ROOTFS_PACKAGES=$ROOTFS_PACKAGES,bpftrace,auditd
 TIMINGS=()
 
 log() { echo "VMSUITE: $*"; }
@@ -272,18 +284,20 @@ apt_mirror() {
   echo "${m:-http://deb.debian.org/debian}"
 }
 
-rootfs_key() { echo "$SUITE $ROOTFS_PACKAGES rev$ROOTFS_RECIPE_REV" | sha256sum | cut -c1-16; }
+rootfs_key() { echo "$SUITE ${1:-$ROOTFS_PACKAGES} rev$ROOTFS_RECIPE_REV" | sha256sum | cut -c1-16; }
 
 # The cached rootfs is a plain tar of a debootstrapped tree: restoring it is
 # ~1 s, needs no loop devices, and keeps ownership and device nodes.
+# Arguments (the bench step's): the package list and the name of the link
+# to the tar; by default the test suite's.
 fetch_rootfs() {
-  local key tar tmp mirror
-  key=$(rootfs_key); tar=$CACHE/rootfs/rootfs-$SUITE-$key.tar
-  if [ -f "$tar" ]; then log "rootfs cached: $tar"; ln -sfn "$tar" "$CACHE/rootfs/current.tar"; return; fi
+  local packages=${1:-$ROOTFS_PACKAGES} link=${2:-current.tar} key tar tmp mirror
+  key=$(rootfs_key "$packages"); tar=$CACHE/rootfs/rootfs-$SUITE-$key.tar
+  if [ -f "$tar" ]; then log "rootfs cached: $tar"; ln -sfn "$tar" "$CACHE/rootfs/$link"; return; fi
   mirror=$(apt_mirror)
-  log "debootstrap $SUITE from $mirror (packages: $ROOTFS_PACKAGES)"
+  log "debootstrap $SUITE from $mirror (packages: $packages)"
   tmp=$CACHE/rootfs/.tmp.$$; rm -rf "$tmp"; mkdir -p "$tmp"
-  if ! debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$SUITE" "$tmp/tree" "$mirror" >"$tmp/debootstrap.log" 2>&1; then
+  if ! debootstrap --variant=minbase --include="$packages" "$SUITE" "$tmp/tree" "$mirror" >"$tmp/debootstrap.log" 2>&1; then
     tail -30 "$tmp/debootstrap.log" >&2; tail -30 "$tmp/tree/debootstrap/debootstrap.log" >&2 2>/dev/null || true
     die "debootstrap failed"
   fi
@@ -291,7 +305,7 @@ fetch_rootfs() {
   tar -C "$tmp/tree" --numeric-owner -cf "$tmp/rootfs.tar" .
   mv "$tmp/rootfs.tar" "$tar"
   rm -rf "$tmp"
-  ln -sfn "$tar" "$CACHE/rootfs/current.tar"
+  ln -sfn "$tar" "$CACHE/rootfs/$link"
   log "rootfs: $(du -h "$tar" | cut -f1)"
 }
 
@@ -336,6 +350,7 @@ stage_full_rootfs() {
   fi
 
   install -D -m755 "$HERE/guest-full-checks.sh" "$s/usr/local/lib/unlinkd-vm/guest-full-checks.sh"
+  install -D -m755 "$HERE/../systemd/service-checks.sh" "$s/usr/local/lib/unlinkd-vm/service-checks.sh"
   cat > "$s/etc/unlinkd-vm.env" <<EOF
 UNLINKD_DAEMON=$daemon
 UNLINKD_VM_MODES="$MODES"
@@ -384,13 +399,18 @@ ExecStart=/usr/bin/systemd-run --no-block --unit=unlinkd-vm-checks --collect \
 WantedBy=multi-user.target
 EOF
   ln -sf ../unlinkd-vm.service "$u/multi-user.target.wants/unlinkd-vm.service"
-  local t
+  install_boot_failure_units "$r" VMFULL
+}
+
+# Emergency or rescue mode during boot: say so with MARKER and power off.
+install_boot_failure_units() { # ROOT MARKER
+  local u=$1/etc/systemd/system t
   for t in emergency rescue; do
     mkdir -p "$u/$t.service.d"
     cat > "$u/$t.service.d/unlinkd-vm.conf" <<EOF
 [Service]
 ExecStart=
-ExecStart=/bin/sh -c 'echo "VMFULL RESULT FAIL ($t mode reached during boot)" > /dev/console; systemctl status --failed --no-pager > /dev/console 2>&1; sync; /bin/systemctl poweroff -f'
+ExecStart=/bin/sh -c 'echo "$2 RESULT FAIL ($t mode reached during boot)" > /dev/console; systemctl status --failed --no-pager > /dev/console 2>&1; sync; /bin/systemctl poweroff -f'
 EOF
   done
 }
@@ -437,6 +457,71 @@ run_full_guest() {
   return $rc
 }
 
+# ----------------------------------------------------------------- bench ---
+# The benchmark driver in a systemd guest: the same rootfs recipe plus
+# bpftrace and auditd, the build's daemon and bench programs copied to
+# /opt/unlinkd-bench (the driver runs them from there with a private bus, as
+# on the host), the guest's own journald. Not a test: it passes when the
+# driver ran to its end; the figures are in BUILD_DIR/tests/vm/bench-raw.jsonl.
+stage_bench_rootfs() {
+  local s=$WORK/bench-root kdir b=/opt/unlinkd-bench f
+  kdir=$(kernel_dir)
+  rm -rf "$s"; mkdir -p "$s"
+  tar -C "$s" -xf "$CACHE/rootfs/bench.tar"
+  cp -a "$kdir/modules/lib/modules" "$s/lib/"
+  DAEMON_BIN=$(find_built "$DAEMON_BIN")
+  install -D -m755 "$DAEMON_BIN" "$s$b/build/daemon/unlinkd"
+  for f in storm getppid_loop top_latency; do
+    install -D -m755 "$(find_built "$BUILD_DIR/bench/$f")" "$s$b/build/bench/$f"
+  done
+  for f in "$SOURCE_DIR"/bench/*.sh; do
+    install -D -m755 "$f" "$s$b/src/bench/$(basename "$f")"
+  done
+  for f in dbus/org.unlinkd.Unlinkd1.conf tests/dbus/private-bus.sh tests/dbus/system-bus.conf.in; do
+    install -D -m644 "$SOURCE_DIR/$f" "$s$b/src/$f"
+  done
+  if chroot "$s" sh -c "ldd $b/build/daemon/unlinkd $b/build/bench/top_latency" | grep 'not found'; then
+    die "bench guest rootfs lacks shared libraries of the build: add their Debian packages to ROOTFS_PACKAGES"
+  fi
+  # The host's BENCH_* knobs, for the driver in the guest.
+  export -p | grep '^declare -x BENCH_' > "$s$b/bench.env" || true
+  # The driver starts auditd by hand (and stops it); the packaged service
+  # would own the audit socket, so it stays off.
+  ln -sf /dev/null "$s/etc/systemd/system/auditd.service"
+  local u=$s/etc/systemd/system
+  cat > "$u/unlinkd-bench.service" <<EOF
+[Unit]
+Description=unlinkd benchmark: start guest-bench.sh outside the boot transaction
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/systemd-run --no-block --unit=unlinkd-bench-run --collect \
+  --property=FailureAction=poweroff-force $b/src/bench/guest-bench.sh
+EOF
+  ln -sf ../unlinkd-bench.service "$u/multi-user.target.wants/unlinkd-bench.service"
+  install_boot_failure_units "$s" VMBENCH
+  local size_mb; size_mb=$(( $(du -sm "$s" | cut -f1) + 2048 ))
+  rm -f "$WORK/bench.img"; truncate -s "${size_mb}M" "$WORK/bench.img"
+  mkfs.ext4 -q -F -L root -d "$s" "$WORK/bench.img"
+  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$s"
+}
+
+run_bench_guest() {
+  local rc=0
+  stage_bench_rootfs
+  build_full_initramfs
+  log "bench guest staged; booting (timeout ${BENCH_TIMEOUT}s)"
+  qemu_run "$LOG_BENCH" "$BENCH_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
+    -drive "file=$WORK/bench.img,if=virtio,format=raw,cache=unsafe" || rc=1
+  sed -n 's/^VMBENCH RAW //p' "$LOG_BENCH" > "$OUT/bench-raw.jsonl"
+  log "bench guest: $(wc -l < "$OUT/bench-raw.jsonl") result lines in $OUT/bench-raw.jsonl"
+  grep -q 'Kernel panic - not syncing' "$LOG_BENCH" && { echo "VMSUITE ERROR: guest kernel panic" >&2; rc=1; }
+  grep -qx 'VMBENCH RESULT PASS' "$LOG_BENCH" || { echo "VMSUITE ERROR: no 'VMBENCH RESULT PASS' in $LOG_BENCH" >&2; rc=1; }
+  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -f "$WORK/bench.img"
+  return $rc
+}
+
 # ------------------------------------------------------------------ main ---
 main() {
   local t0 rc=0 s
@@ -449,6 +534,8 @@ main() {
       case $s in
         fast) step fast-guest run_fast_guest || rc=1 ;;
         full) step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest || rc=1 ;;
+        bench) step bench-rootfs with_cache_lock fetch_rootfs "$BENCH_ROOTFS_PACKAGES" bench.tar \
+                 && step bench-guest run_bench_guest || rc=1 ;;
         kernel) ;;  # always done first
         *) die "unknown step '$s' in UNLINKD_VM_STEPS" ;;
       esac
