@@ -98,6 +98,11 @@ def main():
 
     out = []
     w = out.append
+
+    def table(*headers):
+        """A markdown table's header row and its separator."""
+        w("| " + " | ".join(headers) + " |")
+        w("|" + " --- |" * len(headers))
     title = "guest figures (qemu TCG)" if args.label == "guest" else args.label
     w(f"# unlinkd benchmark: {title}")
     w("")
@@ -140,9 +145,7 @@ def main():
     w("Ratio = ns per unlink with the tracer attached / ns per unlink of the baseline run just before it "
       "(1.00 = free). getppid ratio: the same for an unrelated system call (the syscall tracing tax).")
     w("")
-    w("| comparison | unlink ratio median (min-max) | ns/unlink probe / base (medians) | getppid ratio median (min-max) "
-      "| counted / issued | lost events (worst run) | tracer CPU ms per 100k deletes | tracer peak RSS MiB | pairs | target |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    table("comparison", "unlink ratio median (min-max)", "ns/unlink probe / base (medians)", "getppid ratio median (min-max)", "counted / issued", "lost events (worst run)", "tracer CPU ms per 100k deletes", "tracer peak RSS MiB", "pairs", "target")
     for v in variants:
         ps = [p for p in pairs if p["variant"] == v]
         kind, mode, desc = describe(v)
@@ -192,9 +195,7 @@ def main():
     if exact:
         w("## Exactness, drops, events delivered, daemon CPU and memory")
         w("")
-        w("| mode | configuration | op | issued | deletes counted | failures counted | lost events | events/s delivered "
-          "| daemon CPU ms | daemon peak RSS MiB | exact |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        table("mode", "configuration", "op", "issued", "deletes counted", "failures counted", "lost events", "events/s delivered", "daemon CPU ms", "daemon peak RSS MiB", "exact")
         for e in exact:
             if e["config"] == "stream":
                 s = e.get("summary") or {}
@@ -221,8 +222,7 @@ def main():
     if idle:
         w("## Wakeups when idle")
         w("")
-        w("| mode | configuration | wakeups/s (context switches of all daemon threads) | threads | deletions elsewhere meanwhile | window s |")
-        w("| --- | --- | --- | --- | --- | --- |")
+        table("mode", "configuration", "wakeups/s (context switches of all daemon threads)", "threads", "deletions elsewhere meanwhile", "window s")
         for i in idle:
             w(f"| {i['mode']} | {i['config']} | {i['switches'] / i['seconds']:.1f} | {i['threads']} | "
               f"{i['deletes_meanwhile']} | {i['seconds']} |")
