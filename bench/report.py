@@ -99,6 +99,10 @@ def main():
     out = []
     w = out.append
 
+    def section(title):
+        w("## " + title)
+        w("")
+
     def table(*headers):
         """A markdown table's header row and its separator."""
         w("| " + " | ".join(headers) + " |")
@@ -140,8 +144,7 @@ def main():
         if p["variant"] not in variants:
             variants.append(p["variant"])
     chart_rows = []
-    w("## Overhead on deletions")
-    w("")
+    section("Overhead on deletions")
     w("Ratio = ns per unlink with the tracer attached / ns per unlink of the baseline run just before it "
       "(1.00 = free). getppid ratio: the same for an unrelated system call (the syscall tracing tax).")
     w("")
@@ -193,8 +196,7 @@ def main():
     # ---- exactness and throughput
     exact = by_type("exact")
     if exact:
-        w("## Exactness, drops, events delivered, daemon CPU and memory")
-        w("")
+        section("Exactness, drops, events delivered, daemon CPU and memory")
         table("mode", "configuration", "op", "issued", "deletes counted", "failures counted", "lost events", "events/s delivered", "daemon CPU ms", "daemon peak RSS MiB", "exact")
         for e in exact:
             if e["config"] == "stream":
@@ -220,8 +222,7 @@ def main():
 
     idle = by_type("idle")
     if idle:
-        w("## Wakeups when idle")
-        w("")
+        section("Wakeups when idle")
         table("mode", "configuration", "wakeups/s (context switches of all daemon threads)", "threads", "deletions elsewhere meanwhile", "window s")
         for i in idle:
             w(f"| {i['mode']} | {i['config']} | {i['switches'] / i['seconds']:.1f} | {i['threads']} | "
@@ -230,8 +231,7 @@ def main():
 
     switch = by_type("switch")
     if switch:
-        w("## Mode switches during a storm")
-        w("")
+        section("Mode switches during a storm")
         for s in switch:
             ms = [x["ms"] for x in s["switches"]]
             text, _ = spread(ms, 1)
@@ -243,8 +243,7 @@ def main():
 
     top = by_type("top")
     if top:
-        w("## GetTopProcesses(10) with 10k tracked processes")
-        w("")
+        section("GetTopProcesses(10) with 10k tracked processes")
         for t in top:
             r = t["result"]
             w(f"- {r['tracked_processes']} tracked, {r['calls']} calls: median {r['median_us']} us, "
@@ -253,8 +252,7 @@ def main():
 
     notes = by_type("skipped") + by_type("error")
     if notes:
-        w("## Not measured")
-        w("")
+        section("Not measured")
         for n in notes:
             if n["type"] == "skipped":
                 w(f"- {n['what']}: {n['why']}")
