@@ -184,7 +184,7 @@ struct ids {
 static __always_inline void task_ids(struct task_struct *task, const struct unlinkd_config *cfg,
 				     struct ids *ids)
 {
-	if (cfg->pidns_level == 0) {
+	if (!cfg->pidns_nested) {
 		__u64 id = bpf_get_current_pid_tgid();
 
 		ids->pid = id >> 32;
@@ -412,14 +412,14 @@ static long cgroup_walk_step(__u32 i, struct cg_walk_ctx *c)
 		return 1;
 	if (c->root_id && BPF_CORE_READ(kn, id) == c->root_id)
 		return 1;
-	parent = kernfs_parent(c->kn);
+	parent = kernfs_parent(kn);
 	if (!parent) /* the root's name is not part of the path */
 		return 1;
 	if (s->cg_depth >= UNLINKD_MAX_CGROUP_DEPTH) {
 		s->flags |= UNLINKD_EVENT_CGROUP_TRUNCATED;
 		return 1;
 	}
-	s->cgroups[s->cg_depth & (UNLINKD_MAX_CGROUP_DEPTH - 1)] = (__u64)c->kn;
+	s->cgroups[s->cg_depth & (UNLINKD_MAX_CGROUP_DEPTH - 1)] = (__u64)kn;
 	s->cg_depth++;
 	c->kn = parent;
 	return 0;
@@ -620,7 +620,7 @@ static __always_inline bool path_passes(struct scratch *s, __u32 gen, const stru
  * most stream_per_sec a second, and resolving paths and filling the ring
  * buffer for more would be wasted. Racy across CPUs on purpose (no lock on
  * the deletion path): a few more may pass around a window change. */
-static __always_inline bool stream_token(const struct unlinkd_config *cfg)
+static __always_inline bool stream_token(const struct unlinkd_config *cfg, __u64 now_ns)
 {
 	struct unlinkd_stream_budget *b;
 	__u32 zero = 0, limit = cfg->stream_per_sec;
@@ -631,7 +631,7 @@ static __always_inline bool stream_token(const struct unlinkd_config *cfg)
 	b = bpf_map_lookup_elem(&stream_budget, &zero);
 	if (!b)
 		return false;
-	window = bpf_ktime_get_ns() / 1000000000ULL;
+	window = now_ns / 1000000000ULL;
 	if (b->window != window) {
 		b->window = window;
 		b->used = 0;
@@ -655,6 +655,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	struct unlinkd_inflight fl = {};
 	struct scratch *s = NULL;
 	bool wanted, stream, need_name, path_filter, deferred = false;
+	__u64 now;
 	long err;
 
 	struct unlinkd_inflight *claimed;
@@ -687,7 +688,8 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	path_filter = used & (1u << UNLINKD_FILTER_PATH);
 	/* Without a path filter the budget is asked first, so an event it
 	 * refuses costs no path resolution; with one, after the path passed. */
-	stream = wanted && (path_filter || stream_token(cfg));
+	now = bpf_ktime_get_ns(); /* once: the budget's window and the call's start */
+	stream = wanted && (path_filter || stream_token(cfg, now));
 	need_name = stream || path_filter;
 	if (need_name || (used & (1u << UNLINKD_FILTER_UNIT))) {
 		s = get_scratch();
@@ -734,10 +736,10 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 		else if (path_filter && !path_passes(s, gen, meta))
 			return;
 		else if (path_filter && wanted)
-			stream = stream_token(cfg);
+			stream = stream_token(cfg, now);
 	}
 
-	fl.start_ns = bpf_ktime_get_ns();
+	fl.start_ns = now;
 	fl.mode = mode;
 	fl.attachment = attachment_id;
 	fl.streamed = stream && !deferred;
@@ -825,7 +827,7 @@ static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 
 		return false;
 	/* The entry asked the budget unless a path filter had to pass first. */
 	if ((cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS) && !fl->unstreamed) {
-		if (path_filter && !stream_token(cfg))
+		if (path_filter && !stream_token(cfg, bpf_ktime_get_ns()))
 			*unstreamed = true;
 		else
 			*streamed = !stream_entry(s, task, cfg, fl->mode, ktid, fl->start_ns, given_len);

@@ -159,11 +159,11 @@ struct unlinkd_config {
 	__u32 flags; /* enum unlinkd_config_flags */
 	/* The daemon's pid namespace: pids are reported as seen from it. */
 	__u64 pidns_ino;
-	/* 0: the initial namespace, kernel pids are used as they are. Else the
-	 * daemon is in a nested one, found among a pid's namespaces by its inode
-	 * (at most UNLINKD_MAX_PIDNS_LEVEL deep): a process cannot learn its own
+	/* 0: the initial namespace, kernel pids are used as they are. 1: a
+	 * nested one, found among a pid's namespaces by its inode (at most
+	 * UNLINKD_MAX_PIDNS_LEVEL deep): a process cannot learn its own
 	 * namespace's depth from inside it. */
-	__u32 pidns_level;
+	__u32 pidns_nested;
 	/* An attachment being replaced: its entry programs stop claiming calls,
 	 * so the calls it claimed can finish before it is detached (0: none). */
 	__u32 retiring_attachment;
