@@ -10,8 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 namespace unlinkd {
 
@@ -34,7 +32,7 @@ static void fill_pid_namespace(unlinkd_config& config)
     struct stat st {};
     if (stat("/proc/self/ns/pid", &st) == 0)
         config.pidns_ino = st.st_ino;
-    config.pidns_level = st.st_ino == initial_pid_namespace ? 0 : 1;
+    config.pidns_nested = st.st_ino != initial_pid_namespace;
 }
 
 // The root of the daemon's cgroup namespace: what its cgroup2 mount shows
@@ -94,7 +92,7 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     config.retiring_attachment = 0;
     fill_pid_namespace(config);
     fill_cgroup_namespace(config);
-    if (config.pidns_level || config.cgroupns_root_id > 1)
+    if (config.pidns_nested || config.cgroupns_root_id > 1)
         spdlog::info("running in a container (pid namespace {}, cgroup namespace root {}): pids and units are "
                      "reported as seen inside it",
                      config.pidns_ino, config.cgroupns_root_id);
@@ -142,14 +140,12 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     if (e->maps_->adopted())
         spdlog::info("carrying on with the counts of the previous run ({} of its attachments handed over)",
                      adopted.size());
-    for (auto& old : adopted)
-        e->replace_attachment(old, std::move(e->attached_)), e->attached_ = std::move(old);
+    for (auto& old : adopted) {
+        e->replace_attachment(old, std::move(e->attached_));  // `old` now holds this run's attachment
+        e->attached_ = std::move(old);
+    }
     if (e->keeper_)
-        e->keeper_->keep([&] {
-            auto objects = e->maps_->objects();
-            objects.merge(e->attached_->objects());
-            return objects;
-        }());
+        e->keeper_->keep(e->kept_objects(*e->attached_));
 
     e->ring_ = ring_buffer__new(e->maps_->events_fd(), &Engine::on_ring_record, e.get(), nullptr);
     if (!e->ring_) {
@@ -184,20 +180,19 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
         // otherwise load now (the verifier takes a few hundred).
         auto& slot = standby_[static_cast<size_t>(m)];
         std::unique_ptr<ModeAttachment> next = std::move(slot);
-        Status attached = ok();
-        if (next)
-            attached = next->attach();
-        if (next && !attached) {
-            spdlog::warn("the preloaded {} programs did not attach ({}); loading them again", mode_name(m),
-                         attached.error().message);
-            next.reset();
-        }
         if (next) {
-        } else if (auto a = ModeAttachment::make(*maps_, m)) {
-            next = std::move(*a);
-            attached = ok();
-        } else {
-            attached = a.error();
+            if (auto s = next->attach(); !s) {
+                spdlog::warn("the preloaded {} programs did not attach ({}); loading them again", mode_name(m),
+                             s.error().message);
+                next.reset();
+            }
+        }
+        Status attached = ok();
+        if (!next) {
+            if (auto a = ModeAttachment::make(*maps_, m))
+                next = std::move(*a);
+            else
+                attached = a.error();
         }
         auto& status = modes_[static_cast<size_t>(m)];
         if (!attached) {
@@ -223,12 +218,16 @@ void Engine::replace_attachment(std::unique_ptr<ModeAttachment>& current, std::u
     // (6.1) refused to attach a detached fentry program again. A fresh
     // standby for its mode comes from the next prepare_standbys().
     hand_over(*maps_, current, std::move(next), std::chrono::seconds(1), [this](const ModeAttachment& incoming) {
-        if (!keeper_)
-            return;
-        auto objects = maps_->objects();
-        objects.merge(incoming.objects());
-        keeper_->keep(objects);
+        if (keeper_)
+            keeper_->keep(kept_objects(incoming));
     });
+}
+
+NamedObjects Engine::kept_objects(const ModeAttachment& attachment) const
+{
+    auto objects = maps_->objects();
+    objects.merge(attachment.objects());
+    return objects;
 }
 
 std::size_t Engine::prepare_standbys()

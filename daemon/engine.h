@@ -91,14 +91,15 @@ public:
     std::size_t drain();
 
     BpfMaps& maps() { return *maps_; }
-    // Whether the counts carry on from a previous run's maps.
-    bool adopted_counts() const { return maps_->adopted(); }
 
 private:
     Engine() = default;
     // Replaces the attachment by `next` without losing a call, and keeps the
     // new set of objects before the old links go.
     void replace_attachment(std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next);
+    // What the keeper holds while `attachment` is the attached one: the maps
+    // and its links.
+    NamedObjects kept_objects(const ModeAttachment& attachment) const;
     static int on_ring_record(void* ctx, void* data, std::size_t size);
 
     std::unique_ptr<BpfMaps> maps_;
