@@ -50,7 +50,7 @@ public:
             fcntl(fd, F_SETFD, FD_CLOEXEC);
             if (name.rfind("map-", 0) == 0 || name.rfind("link-", 0) == 0) {
                 out[name] = fd;
-                kept_[name] = object_id(fd);  // still in the store
+                already_kept(name, fd);  // still in the store
             } else {
                 close(fd);
             }
@@ -63,28 +63,16 @@ public:
         return out;
     }
 
-    void keep(const std::map<std::string, int>& objects) override
-    {
-        for (auto it = kept_.begin(); it != kept_.end();) {
-            auto want = objects.find(it->first);
-            if (want != objects.end() && object_id(want->second) == it->second) {
-                ++it;
-                continue;
-            }
-            notify("FDSTOREREMOVE=1\nFDNAME=" + it->first, nullptr);
-            it = kept_.erase(it);
-        }
-        for (const auto& [name, fd] : objects) {
-            if (kept_.count(name))
-                continue;
-            // FDPOLL=0: map fds report EPOLLERR to poll (only ring buffers
-            // are pollable), which would make systemd drop them at once.
-            if (notify("FDSTORE=1\nFDPOLL=0\nFDNAME=" + name, &fd))
-                kept_[name] = object_id(fd);
-        }
-    }
-
     void release() override {}
+
+protected:
+    // FDPOLL=0: map fds report EPOLLERR to poll (only ring buffers are
+    // pollable), which would make systemd drop them at once.
+    bool store(const std::string& name, int fd) override
+    {
+        return notify("FDSTORE=1\nFDPOLL=0\nFDNAME=" + name, &fd);
+    }
+    void remove(const std::string& name) override { notify("FDSTOREREMOVE=1\nFDNAME=" + name, nullptr); }
 
 private:
     static bool notify(const std::string& message, const int* fd)
@@ -97,8 +85,6 @@ private:
         }
         return true;
     }
-
-    std::map<std::string, std::uint32_t> kept_;  // name -> kernel object id
 };
 
 class PinKeeper final : public ObjectKeeper {
@@ -147,34 +133,10 @@ public:
                 continue;
             }
             out[name] = fd;
-            kept_[name] = object_id(fd);
+            already_kept(name, fd);
         }
         closedir(d);
         return out;
-    }
-
-    void keep(const std::map<std::string, int>& objects) override
-    {
-        if (dir_fd_ < 0)
-            return;
-        for (auto it = kept_.begin(); it != kept_.end();) {
-            auto want = objects.find(it->first);
-            if (want != objects.end() && object_id(want->second) == it->second) {
-                ++it;
-                continue;
-            }
-            unlinkat(dir_fd_, it->first.c_str(), 0);
-            it = kept_.erase(it);
-        }
-        for (const auto& [name, fd] : objects) {
-            if (kept_.count(name))
-                continue;
-            if (bpf_obj_pin(fd, (dir_ + "/" + name).c_str()) == 0)
-                kept_[name] = object_id(fd);
-            else
-                spdlog::warn("cannot pin {}/{}: {}; counts may not survive a crash", dir_, name,
-                             std::strerror(errno));
-        }
     }
 
     void release() override
@@ -185,13 +147,42 @@ public:
         rmdir(dir_.c_str());
     }
 
+protected:
+    bool store(const std::string& name, int fd) override
+    {
+        if (dir_fd_ < 0)  // no directory of our own: nothing is kept
+            return false;
+        if (bpf_obj_pin(fd, (dir_ + "/" + name).c_str()) == 0)
+            return true;
+        spdlog::warn("cannot pin {}/{}: {}; counts may not survive a crash", dir_, name, std::strerror(errno));
+        return false;
+    }
+    void remove(const std::string& name) override { unlinkat(dir_fd_, name.c_str(), 0); }
+
 private:
     std::string dir_;
     int dir_fd_ = -1;
-    std::map<std::string, std::uint32_t> kept_;
 };
 
 }  // namespace
+
+void ObjectKeeper::already_kept(const std::string& name, int fd) { kept_[name] = object_id(fd); }
+
+void ObjectKeeper::keep(const std::map<std::string, int>& objects)
+{
+    for (auto it = kept_.begin(); it != kept_.end();) {
+        auto want = objects.find(it->first);
+        if (want != objects.end() && object_id(want->second) == it->second) {
+            ++it;
+            continue;
+        }
+        remove(it->first);
+        it = kept_.erase(it);
+    }
+    for (const auto& [name, fd] : objects)
+        if (!kept_.count(name) && store(name, fd))
+            kept_[name] = object_id(fd);
+}
 
 std::unique_ptr<ObjectKeeper> ObjectKeeper::make(const std::string& pin_directory)
 {

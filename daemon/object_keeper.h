@@ -29,13 +29,25 @@ public:
     // Where the objects are kept, for the log.
     virtual std::string where() const = 0;
     // The objects a previous run left, by name. The caller owns the fds.
+    // They count as kept until keep() says otherwise.
     virtual std::map<std::string, int> take_inherited() = 0;
     // Makes the kept set equal to `objects` (name to fd; the fds stay the
-    // caller's): stores what is new, drops what is gone.
-    virtual void keep(const std::map<std::string, int>& objects) = 0;
+    // caller's): drops what is gone or is another object under the same
+    // name, stores what is new.
+    void keep(const std::map<std::string, int>& objects);
     // A clean exit that must leave nothing behind (pins); the file descriptor
     // store is systemd's to keep over a restart or to empty on stop.
     virtual void release() = 0;
+
+protected:
+    // One object into the place, or out of it. store() says if it took.
+    virtual bool store(const std::string& name, int fd) = 0;
+    virtual void remove(const std::string& name) = 0;
+    // An object the place already holds (inherited).
+    void already_kept(const std::string& name, int fd);
+
+private:
+    std::map<std::string, std::uint32_t> kept_;  // name -> kernel object id
 };
 
 }  // namespace unlinkd
