@@ -72,7 +72,6 @@ public:
     ~State()
     {
         retry_timer_ = sd_event_source_disable_unref(retry_timer_);
-        summary_timer_ = sd_event_source_disable_unref(summary_timer_);
         teardown();
     }
 
@@ -103,9 +102,7 @@ public:
     std::unique_ptr<SdEventBus> binding_;
     std::map<std::string, Subscriber> subscribers_;
     sd_event_source* retry_timer_ = nullptr;
-    sd_event_source* summary_timer_ = nullptr;
     bool said_unavailable_ = false;
-    std::uint64_t summary_count_ = 0;  // deletes + failures at the last Summary tick
 };
 
 // The org.unlinkd.Unlinkd1 object. Every method: validate, authorize,
@@ -443,58 +440,16 @@ BusService::BusService(sd_event* loop, Engine& engine, BusOptions options)
 
 BusService::~BusService() = default;
 
-void BusService::start()
-{
-    state_->connect();
-    if (state_->options_.summary_interval_sec > 0) {
-        std::uint64_t period = state_->options_.summary_interval_sec * 1'000'000;
-        sd_event_add_time_relative(
-            state_->loop_, &state_->summary_timer_, CLOCK_MONOTONIC, period, 0,
-            [](sd_event_source* src, std::uint64_t, void* self) {
-                auto* state = static_cast<State*>(self);
-                // Nothing counted since the last tick: no Summary to send,
-                // and no reason to wake up again until wake().
-                auto c = state->engine_.counters();
-                if (c.deletes + c.failures == state->summary_count_) {
-                    sd_event_source_set_enabled(src, SD_EVENT_OFF);
-                    return 0;
-                }
-                state->summary_count_ = c.deletes + c.failures;
-                state->send_summary();
-                std::uint64_t next = 0;
-                sd_event_now(state->loop_, CLOCK_MONOTONIC, &next);
-                sd_event_source_set_time(src, next + state->options_.summary_interval_sec * 1'000'000);
-                sd_event_source_set_enabled(src, SD_EVENT_ON);
-                return 0;
-            },
-            state_.get());
-        sd_event_source_set_enabled(state_->summary_timer_, SD_EVENT_ON);
-    }
-}
+void BusService::start() { state_->connect(); }
 
-void BusService::wake()
-{
-    auto* timer = state_->summary_timer_;
-    int enabled = SD_EVENT_OFF;
-    if (!timer || sd_event_source_get_enabled(timer, &enabled) < 0 || enabled != SD_EVENT_OFF)
-        return;
-    std::uint64_t now = 0;
-    sd_event_now(state_->loop_, CLOCK_MONOTONIC, &now);
-    sd_event_source_set_time(timer, now + state_->options_.summary_interval_sec * 1'000'000);
-    sd_event_source_set_enabled(timer, SD_EVENT_ON);
-}
+void BusService::send_summary() { state_->send_summary(); }
 
-void BusService::on_event(const Event& event)
-{
-    state_->on_event(event);
-    wake();
-}
+void BusService::on_event(const Event& event) { state_->on_event(event); }
 
 void BusService::reconfigure(const BusOptions& options)
 {
     auto& s = *state_;
     s.options_.max_signals_per_sec = options.max_signals_per_sec;
-    s.options_.summary_interval_sec = options.summary_interval_sec;  // from the next tick on
     s.options_.recent_events = options.recent_events;
     s.options_.reader_group = options.reader_group;
     s.signals_.set_rate(options.max_signals_per_sec);

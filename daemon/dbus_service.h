@@ -22,7 +22,6 @@ namespace unlinkd {
 struct BusOptions {
     std::optional<std::string> address;  // --bus-address; the system bus when empty
     std::uint64_t max_signals_per_sec = 100;
-    std::uint64_t summary_interval_sec = 1;
     std::size_t recent_events = 1024;
     std::string reader_group = "adm";
     // The name is ours (the daemon may now tell systemd it is ready).
@@ -43,11 +42,13 @@ public:
 
     void on_event(const Event& event) override;
 
-    // A configuration reload: new rates, cadence, buffer size and reader
-    // group (the address and callbacks stay).
+    // A configuration reload: new rate, buffer size and reader group (the
+    // address and callbacks stay).
     void reconfigure(const BusOptions& options);
-    // Counts moved: the Summary timer, asleep while nothing changes, runs again.
-    void wake();
+    // Sends Summary with the processes whose counts changed since the last
+    // call (nothing when none did). The daemon's tick calls it every
+    // summary_interval_sec while counts move.
+    void send_summary();
     // Tells clients that properties changed outside a D-Bus call (a reload).
     void properties_changed(const std::vector<std::string>& names);
 

@@ -69,15 +69,12 @@ private:
 
 struct Daemon {
     Engine* engine = nullptr;
-    bool json = false;
-    bool foreground = false;
     Options options;
     std::string config_path;
     Config config;
     std::string state_dir;
     BusService* bus = nullptr;
     JournalSink* journal = nullptr;
-    ObjectKeeper* keeper = nullptr;
     bool ready = false;
     std::string last_status;
     Totals journal_summary_base{};
@@ -142,7 +139,6 @@ BusOptions bus_options_of(const Config& c)
 {
     BusOptions b;
     b.max_signals_per_sec = c.max_signals_per_sec;
-    b.summary_interval_sec = c.summary_interval_sec;
     b.recent_events = c.recent_events;
     b.reader_group = c.reader_group;
     return b;
@@ -163,7 +159,7 @@ Status check_reader_group(const Config& c)
     return Error{EINVAL, "configuration key \"reader_group\": no group named \"" + c.reader_group + "\" on this system"};
 }
 
-void save_runtime_state(Daemon& d)
+void remember_runtime_change(Daemon& d)
 {
     RuntimeState state;
     state.mode = d.engine->requested_mode();
@@ -196,7 +192,7 @@ void reload(Daemon& d)
                      "a stop (a restart keeps the maps and their counts)");
     if (d.journal)
         d.journal->set_rate(c.max_journal_per_sec);
-    auto budget = stream_budget(c, d.foreground);
+    auto budget = stream_budget(c, d.options.foreground);
     if (auto s = d.engine->set_streaming(budget.stream, budget.per_sec); !s)
         spdlog::error("reload: {}", s.error().message);
     d.bus->reconfigure(bus_options_of(c));
@@ -241,7 +237,7 @@ int on_tick(sd_event_source* source, std::uint64_t usec, void* userdata)
     if (moved && d.ready)
         update_status(d);
     if (moved)
-        d.bus->wake();
+        d.bus->send_summary();
     if (d.journal && usec - d.journal_summary_usec >= journal_summary_interval_sec * 1'000'000)
         journal_summary(d, usec);
     d.tick_idle = !moved;
@@ -264,7 +260,7 @@ void print_summary(Daemon& d)
 {
     auto totals = d.engine->totals();
     auto processes = top_processes(d.engine->processes(), SIZE_MAX);
-    if (d.json) {
+    if (d.options.json) {
         std::string line = summary_json(totals, processes).dump() + "\n";
         std::fwrite(line.data(), 1, line.size(), stdout);
     } else {
@@ -365,8 +361,6 @@ int main(int argc, char** argv)
 
     Daemon d;
     d.options = *options;
-    d.json = options->json;
-    d.foreground = options->foreground;
     d.config_path = options->config_path.value_or(default_config_path);
     auto loaded = load_config_file(d.config_path, options->config_path.has_value());
     Status valid = loaded ? check_reader_group(loaded->config) : Status(loaded.error());
@@ -390,7 +384,6 @@ int main(int argc, char** argv)
 
     const char* pin_dir = std::getenv("UNLINKD_PIN_DIR");
     auto keeper = ObjectKeeper::make(pin_dir && *pin_dir ? pin_dir : default_pin_directory);
-    d.keeper = keeper.get();
 
     EngineOptions engine_options;
     engine_options.mode = effective.mode;
@@ -442,7 +435,7 @@ int main(int argc, char** argv)
     bus_options.address = options->bus_address;
     bus_options.on_name_acquired = [&d] { on_name_acquired(d); };
     bus_options.on_runtime_change = [&d] {
-        save_runtime_state(d);
+        remember_runtime_change(d);
         schedule_standbys(d);
     };
     BusService bus(loop, e, bus_options);
