@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <limits>
+#include <variant>
 
 #include "filter.h"
 
@@ -33,6 +35,21 @@ Status read_unsigned(const json& v, const std::string& key, T& out, std::uint64_
     out = static_cast<T>(n);
     return ok();
 }
+
+// The whole-number keys: where each goes and the range it must be in.
+struct UnsignedKey {
+    const char* key;
+    std::variant<std::uint64_t Config::*, std::uint32_t Config::*> member;
+    std::uint64_t low, high;
+};
+const UnsignedKey unsigned_keys[] = {
+    {"max_journal_per_sec", &Config::max_journal_per_sec, 0, max_rate_per_sec},
+    {"max_signals_per_sec", &Config::max_signals_per_sec, 0, max_rate_per_sec},
+    {"summary_interval_sec", &Config::summary_interval_sec, 1, max_summary_interval_sec},
+    {"recent_events", &Config::recent_events, 0, max_recent_events},
+    {"max_processes", &Config::max_processes, 1, max_max_processes},
+    {"ring_buffer_kib", &Config::ring_buffer_kib, 4, max_ring_buffer_kib},
+};
 
 Result<std::vector<std::string>> string_list(const json& v, const std::string& key)
 {
@@ -82,23 +99,12 @@ Result<Config> parse_config(std::string_view text)
             if (auto parsed = parse_filter_rules(*rules); !parsed)
                 return key_error(key, parsed.error().message);
             c.filters = std::move(*rules);
-        } else if (key == "max_journal_per_sec") {
-            if (auto r = read_unsigned(v, key, c.max_journal_per_sec, 0, max_rate_per_sec); !r)
-                return r.error();
-        } else if (key == "max_signals_per_sec") {
-            if (auto r = read_unsigned(v, key, c.max_signals_per_sec, 0, max_rate_per_sec); !r)
-                return r.error();
-        } else if (key == "summary_interval_sec") {
-            if (auto r = read_unsigned(v, key, c.summary_interval_sec, 1, max_summary_interval_sec); !r)
-                return r.error();
-        } else if (key == "recent_events") {
-            if (auto r = read_unsigned(v, key, c.recent_events, 0, max_recent_events); !r)
-                return r.error();
-        } else if (key == "max_processes") {
-            if (auto r = read_unsigned(v, key, c.max_processes, 1, max_max_processes); !r)
-                return r.error();
-        } else if (key == "ring_buffer_kib") {
-            if (auto r = read_unsigned(v, key, c.ring_buffer_kib, 4, max_ring_buffer_kib); !r)
+        } else if (auto u = std::find_if(std::begin(unsigned_keys), std::end(unsigned_keys),
+                                          [&](const UnsignedKey& k) { return key == k.key; });
+                   u != std::end(unsigned_keys)) {
+            auto r = std::visit([&](auto member) { return read_unsigned(v, key, c.*member, u->low, u->high); },
+                                u->member);
+            if (!r)
                 return r.error();
         } else if (key == "reader_group") {
             if (!v.is_string() || v.get<std::string>().empty())
