@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "journal_fields.h"
+#include "core/journal_fields.h"
 
 namespace unlinkd {
 

@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "engine.h"
-#include "rate_limit.h"
+#include "kernel/engine.h"
+#include "core/rate_limit.h"
 
 namespace unlinkd {
 

@@ -13,13 +13,13 @@
 #include <cstdio>
 #include <iostream>
 
-#include "cli.h"
-#include "config.h"
+#include "core/cli.h"
+#include "core/config.h"
 #include "dbus_service.h"
-#include "engine.h"
-#include "format.h"
+#include "kernel/engine.h"
+#include "core/format.h"
 #include "journal_sink.h"
-#include "object_keeper.h"
+#include "kernel/object_keeper.h"
 #include "state_store.h"
 
 using namespace unlinkd;

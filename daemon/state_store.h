@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
-#include "config.h"
-#include "result.h"
+#include "core/config.h"
+#include "core/result.h"
 
 namespace unlinkd {
 

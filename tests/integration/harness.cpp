@@ -18,7 +18,7 @@
 #include <sstream>
 #include <thread>
 
-#include "cgroup_units.h"
+#include "kernel/cgroup_units.h"
 
 namespace unlinkd::test {
 

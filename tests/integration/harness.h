@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine.h"
+#include "kernel/engine.h"
 
 namespace unlinkd::test {
 

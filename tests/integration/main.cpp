@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "bpf_engine.h"
+#include "kernel/bpf_engine.h"
 
 int main(int argc, char** argv)
 {

@@ -8,7 +8,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "bpf_engine.h"
+#include "kernel/bpf_engine.h"
 #include "harness.h"
 
 using namespace unlinkd;

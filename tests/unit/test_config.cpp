@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "config.h"
+#include "core/config.h"
 
 using namespace unlinkd;
 

@@ -3,9 +3,9 @@
 #include <cstring>
 #include <vector>
 
-#include "aggregate.h"
-#include "event.h"
-#include "format.h"
+#include "core/aggregate.h"
+#include "core/event.h"
+#include "core/format.h"
 #include "unlinkd.h"
 
 using namespace unlinkd;

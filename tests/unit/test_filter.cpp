@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "filter.h"
-#include "path_util.h"
+#include "core/filter.h"
+#include "core/path_util.h"
 
 using namespace unlinkd;
 

@@ -2,9 +2,9 @@
 
 #include <cerrno>
 
-#include "cli.h"
-#include "format.h"
-#include "modes.h"
+#include "core/cli.h"
+#include "core/format.h"
+#include "core/modes.h"
 
 using namespace unlinkd;
 

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "path_util.h"
-#include "unit.h"
+#include "core/path_util.h"
+#include "core/unit.h"
 
 using namespace unlinkd;
 

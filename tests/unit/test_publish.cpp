@@ -1,9 +1,9 @@
 // Pure pieces of the publishers: access decisions, rate limits, recent events.
 #include <catch2/catch.hpp>
 
-#include "access.h"
-#include "rate_limit.h"
-#include "recent_events.h"
+#include "core/access.h"
+#include "core/rate_limit.h"
+#include "core/recent_events.h"
 
 using namespace unlinkd;
 

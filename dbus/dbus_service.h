@@ -15,7 +15,7 @@
 #include <optional>
 #include <string>
 
-#include "engine.h"
+#include "kernel/engine.h"
 
 namespace unlinkd {
 

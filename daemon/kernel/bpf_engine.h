@@ -16,9 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include "filter.h"
-#include "modes.h"
-#include "result.h"
+#include "core/filter.h"
+#include "core/modes.h"
+#include "core/result.h"
 #include "unlinkd.h"
 
 struct unlinkd_bpf;

@@ -12,14 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "aggregate.h"
+#include "core/aggregate.h"
 #include "bpf_engine.h"
 #include "cgroup_units.h"
-#include "event.h"
-#include "filter.h"
-#include "modes.h"
+#include "core/event.h"
+#include "core/filter.h"
+#include "core/modes.h"
 #include "object_keeper.h"
-#include "result.h"
+#include "core/result.h"
 
 struct ring_buffer;
 

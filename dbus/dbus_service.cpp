@@ -9,9 +9,9 @@
 #include <set>
 #include <utility>
 
-#include "access.h"
-#include "rate_limit.h"
-#include "recent_events.h"
+#include "core/access.h"
+#include "core/rate_limit.h"
+#include "core/recent_events.h"
 #include "sd_event_bus.h"
 #include "unlinkd1.h"
 #include "unlinkd1_adaptor.h"

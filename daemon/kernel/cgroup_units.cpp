@@ -7,7 +7,7 @@
 
 #include <sys/stat.h>
 
-#include "unit.h"
+#include "core/unit.h"
 
 namespace unlinkd {
 
