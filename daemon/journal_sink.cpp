@@ -23,46 +23,42 @@ void send(const std::vector<std::string>& fields)
 
 }  // namespace
 
+Result<std::unique_ptr<JournalSink>> JournalSink::make(sd_event* loop, std::uint64_t max_per_second,
+                                                       std::function<std::uint64_t()> unstreamed_total)
+{
+    std::unique_ptr<JournalSink> sink(new JournalSink(loop, max_per_second, std::move(unstreamed_total)));
+    auto timer = add_timer(loop, "journal-not-logged", 1'000'000, &JournalSink::on_timer, sink.get());
+    if (!timer)
+        return timer.error();
+    sink->timer_ = std::move(*timer);
+    return sink;
+}
+
 JournalSink::JournalSink(sd_event* loop, std::uint64_t max_per_second,
                          std::function<std::uint64_t()> unstreamed_total)
     : loop_(loop), limit_(max_per_second), unstreamed_total_(std::move(unstreamed_total))
 {
     unstreamed_seen_ = unstreamed_total_ ? unstreamed_total_() : 0;
-    sd_event_add_time_relative(
-        loop_, &timer_, CLOCK_MONOTONIC, 1'000'000, 0,
-        [](sd_event_source* src, std::uint64_t, void* self) {
-            // Nothing refused in the last second: sleep until the next event.
-            if (!static_cast<JournalSink*>(self)->flush_not_logged()) {
-                sd_event_source_set_enabled(src, SD_EVENT_OFF);
-                return 0;
-            }
-            std::uint64_t now = 0;
-            sd_event_now(sd_event_source_get_event(src), CLOCK_MONOTONIC, &now);
-            sd_event_source_set_time(src, now + 1'000'000);
-            sd_event_source_set_enabled(src, SD_EVENT_ON);
-            return 0;
-        },
-        this);
-    sd_event_source_set_enabled(timer_, SD_EVENT_ON);
 }
 
-JournalSink::~JournalSink()
+JournalSink::~JournalSink() { flush_not_logged(); }
+
+// Every second while deletions are refused; nothing refused in the last
+// second: it sleeps until the next event.
+int JournalSink::on_timer(sd_event_source*, std::uint64_t, void* self)
 {
-    flush_not_logged();
-    sd_event_source_disable_unref(timer_);
+    auto* sink = static_cast<JournalSink*>(self);
+    if (sink->flush_not_logged())
+        sink->timer_.fire_in(1'000'000);
+    return 0;
 }
 
 void JournalSink::on_event(const Event& e)
 {
-    std::uint64_t now = 0;
-    sd_event_now(loop_, CLOCK_MONOTONIC, &now);
-    if (limit_.allow(now))
+    if (limit_.allow(loop_now(loop_)))
         send(deletion_fields(e));
-    int enabled = SD_EVENT_OFF;
-    if (sd_event_source_get_enabled(timer_, &enabled) >= 0 && enabled == SD_EVENT_OFF) {
-        sd_event_source_set_time(timer_, now + 1'000'000);
-        sd_event_source_set_enabled(timer_, SD_EVENT_ON);
-    }
+    if (!timer_.enabled())
+        timer_.fire_in(1'000'000);
 }
 
 void JournalSink::send_summary(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,

@@ -7,11 +7,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string_view>
 #include <vector>
 
-#include "kernel/engine.h"
+#include "core/aggregate.h"
+#include "core/event.h"
 #include "core/rate_limit.h"
+#include "core/result.h"
+#include "event_loop.h"
 
 namespace unlinkd {
 
@@ -19,7 +23,8 @@ class JournalSink : public EventSink {
 public:
     // `unstreamed_total`: deletions the kernel counted but did not stream
     // (its stream budget); they are reported as not logged as well.
-    JournalSink(sd_event* loop, std::uint64_t max_per_second, std::function<std::uint64_t()> unstreamed_total);
+    static Result<std::unique_ptr<JournalSink>> make(sd_event* loop, std::uint64_t max_per_second,
+                                                     std::function<std::uint64_t()> unstreamed_total);
     ~JournalSink() override;
     JournalSink(const JournalSink&) = delete;
     JournalSink& operator=(const JournalSink&) = delete;
@@ -31,13 +36,15 @@ public:
                              std::uint64_t interval_sec, std::string_view mode);
 
 private:
+    JournalSink(sd_event* loop, std::uint64_t max_per_second, std::function<std::uint64_t()> unstreamed_total);
+    static int on_timer(sd_event_source* source, std::uint64_t usec, void* self);
     // Writes the "N not logged" entry if any were; says whether.
     bool flush_not_logged();
     sd_event* loop_;
     RateLimiter limit_;
     std::function<std::uint64_t()> unstreamed_total_;
     std::uint64_t unstreamed_seen_ = 0;
-    sd_event_source* timer_ = nullptr;
+    EventSource timer_;
 };
 
 }  // namespace unlinkd

@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
-#include <set>
 #include <utility>
 
 #include "core/access.h"
+#include "core/filter.h"
 #include "core/rate_limit.h"
 #include "core/recent_events.h"
-#include "sd_event_bus.h"
+#include "event_loop.h"
 #include "unlinkd1.h"
 #include "unlinkd1_adaptor.h"
 
@@ -26,8 +26,8 @@ using bus::error_mode_unsupported;
 using bus::EventRow;
 using bus::interface_name;
 using bus::ProcessRow;
-using bus::subscription_path;
 
+constexpr const char* error_failed = "org.freedesktop.DBus.Error.Failed";
 constexpr std::uint64_t retry_usec = 2'000'000;
 
 ProcessRow process_row(const ProcessStats& p)
@@ -40,13 +40,6 @@ EventRow event_row(const Event& e)
     return EventRow{e.time_usec, e.pid, e.uid, e.comm, e.display_path(), e.result, e.unit};
 }
 
-std::uint64_t monotonic_usec(sd_event* loop)
-{
-    std::uint64_t now = 0;
-    sd_event_now(loop, CLOCK_MONOTONIC, &now);
-    return now;
-}
-
 std::vector<std::uint32_t> group_ids(const std::string& name)
 {
     if (const group* g = getgrnam(name.c_str()))
@@ -54,14 +47,44 @@ std::vector<std::uint32_t> group_ids(const std::string& name)
     return {};
 }
 
+// A reply that may outlive the handler (the method completes later, from the
+// loop), and may find the caller or the bus gone by then.
+template <typename... Results>
+class LaterReply {
+public:
+    explicit LaterReply(sdbus::Result<Results...>&& result)
+        : result_(std::make_shared<sdbus::Result<Results...>>(std::move(result)))
+    {
+    }
+    void ok(const Results&... values) const
+    {
+        try {
+            result_->returnResults(values...);
+        } catch (const sdbus::Error& e) {
+            spdlog::debug("cannot send a reply: {}", e.what());
+        }
+    }
+    void fail(const char* name, const std::string& message) const
+    {
+        try {
+            result_->returnError(sdbus::Error(name, message));
+        } catch (const sdbus::Error& e) {
+            spdlog::debug("cannot send an error reply: {}", e.what());
+        }
+    }
+
+private:
+    std::shared_ptr<sdbus::Result<Results...>> result_;
+};
+
 }  // namespace
 
 // Everything that exists while connected, plus what outlives a connection.
 class BusService::State {
 public:
-    State(sd_event* loop, Engine& engine, BusOptions options)
+    State(sd_event* loop, Control& control, BusOptions options)
         : loop_(loop),
-          engine_(engine),
+          control_(control),
           options_(std::move(options)),
           policy_(group_ids(options_.reader_group)),
           signals_(options_.max_signals_per_sec),
@@ -69,26 +92,25 @@ public:
     {
     }
 
-    ~State()
-    {
-        retry_timer_ = sd_event_source_disable_unref(retry_timer_);
-        teardown();
-    }
+    ~State() { teardown(); }
 
     void connect();
     void teardown();
     void schedule_retry();
     void on_event(const Event& e);
     void send_summary();
-
     class Object;
+    // Deleted or Summary from `from`, to `destination` (empty: broadcast).
+    static void emit(Object& from, const char* member, const std::string& destination,
+                     const std::function<void(sdbus::Signal&)>& append);
+
     struct Subscriber {
         Caller caller;
         sdbus::Slot watch;  // NameOwnerChanged for this name: it left the bus
     };
 
     sd_event* loop_;
-    Engine& engine_;
+    Control& control_;
     BusOptions options_;
     AccessPolicy policy_;
     RateLimiter signals_;
@@ -97,11 +119,14 @@ public:
 
     std::unique_ptr<sdbus::IConnection> connection_;
     std::unique_ptr<Object> object_;
-    std::unique_ptr<sdbus::IObject> subscription_object_;
+    // The same interface at bus::subscription_path: its signals go to one
+    // subscriber each (see unlinkd1.h); its methods behave as the main one's.
+    std::unique_ptr<Object> subscription_object_;
     std::unique_ptr<sdbus::IProxy> bus_driver_;
     std::unique_ptr<SdEventBus> binding_;
     std::map<std::string, Subscriber> subscribers_;
-    sd_event_source* retry_timer_ = nullptr;
+    EventSource retry_timer_;
+    EventSource teardown_later_;
     bool said_unavailable_ = false;
 };
 
@@ -109,7 +134,8 @@ public:
 // change, reply (as systemd's daemons do).
 class BusService::State::Object final : public sdbus::AdaptorInterfaces<org::unlinkd::Unlinkd1_adaptor> {
 public:
-    Object(sdbus::IConnection& connection, State& state) : AdaptorInterfaces(connection, bus::object_path), s_(state)
+    Object(sdbus::IConnection& connection, State& state, const char* path)
+        : AdaptorInterfaces(connection, path), s_(state)
     {
         registerAdaptor();
     }
@@ -120,6 +146,9 @@ public:
         getObject().emitPropertiesChangedSignal(interface_name, names);
     }
 
+    sdbus::IObject& object() { return getObject(); }
+
+private:
     // The sender's uid and groups as the bus daemon recorded them when it
     // connected (not from /proc, which races and may be hidden).
     Caller caller()
@@ -155,12 +184,11 @@ public:
 
     std::vector<ProcessStats> visible_processes(const Caller& c)
     {
-        auto all = s_.engine_.processes();
+        auto all = s_.control_.processes();
         std::erase_if(all, [&](const ProcessStats& p) { return !s_.policy_.may_see(c, p.uid); });
         return all;
     }
 
-private:
     std::vector<ProcessRow> GetProcesses() override
     {
         auto c = caller();
@@ -194,57 +222,45 @@ private:
         return out;
     }
 
-    void SetFilters(const std::vector<std::string>& rules) override
+    void SetFilters(sdbus::Result<>&& result, std::vector<std::string> rules) override
     {
         if (auto parsed = parse_filter_rules(rules); !parsed)
             throw sdbus::Error(error_invalid_args, parsed.error().message);
         require_root(caller(), "SetFilters");
-        if (auto r = s_.engine_.set_filters(rules); !r)
-            throw sdbus::Error(r.error().code == EINVAL ? error_invalid_args : "org.freedesktop.DBus.Error.Failed",
-                               r.error().message);
+        if (auto r = s_.control_.set_filters(rules); !r)
+            throw sdbus::Error(r.error().code == EINVAL ? error_invalid_args : error_failed, r.error().message);
         spdlog::info("filters set over D-Bus: {} rule(s)", rules.size());
-        properties_changed({"Filters"});
-        if (s_.options_.on_runtime_change)
-            s_.options_.on_runtime_change();
+        result.returnResults();
     }
 
-    std::string SetAttachMode(const std::string& mode) override
+    void SetAttachMode(sdbus::Result<std::string>&& result, std::string mode) override
     {
         auto requested = parse_requested_mode(mode);
         if (!requested)
             throw sdbus::Error(error_invalid_args,
                                "unknown attach mode \"" + mode + "\": use auto, fentry, kprobe or tracepoint");
         require_root(caller(), "SetAttachMode");
-        auto before_mode = s_.engine_.attached_mode();
-        auto before_request = s_.engine_.requested_mode();
-        auto r = s_.engine_.set_mode(*requested);
-        if (!r)
-            throw sdbus::Error(error_mode_unsupported, r.error().message);
-        std::vector<std::string> changed;
-        if (s_.engine_.attached_mode() != before_mode)
-            changed.push_back("AttachMode");
-        if (!(s_.engine_.requested_mode() == before_request))
-            changed.push_back("RequestedAttachMode");
-        if (!changed.empty())
-            properties_changed(changed);
-        if (s_.options_.on_runtime_change)
-            s_.options_.on_runtime_change();
-        return std::string(mode_name(*r));
+        s_.control_.set_mode(*requested, [reply = LaterReply<std::string>(std::move(result))](const Result<Mode>& r) {
+            if (r)
+                reply.ok(std::string(mode_name(*r)));
+            else
+                reply.fail(error_mode_unsupported, r.error().message);
+        });
     }
 
-    void Reset() override
+    void Reset(sdbus::Result<>&& result) override
     {
         require_root(caller(), "Reset");
-        if (auto r = s_.engine_.reset(); !r)
-            throw sdbus::Error("org.freedesktop.DBus.Error.Failed", r.error().message);
-        s_.last_summary_.clear();
+        if (auto r = s_.control_.reset(); !r)
+            throw sdbus::Error(error_failed, r.error().message);
         spdlog::info("counts reset over D-Bus");
+        result.returnResults();
     }
 
     std::vector<sdbus::Struct<std::string, bool, std::string>> GetModeInfo() override
     {
         std::vector<sdbus::Struct<std::string, bool, std::string>> out;
-        for (const auto& m : s_.engine_.modes())
+        for (const auto& m : s_.control_.modes())
             out.emplace_back(std::string(mode_name(m.mode)), m.supported, m.reason);
         return out;
     }
@@ -276,29 +292,29 @@ private:
     void Unsubscribe() override { s_.subscribers_.erase(sender()); }
 
     std::string Version() override { return UNLINKD_VERSION; }
-    std::string AttachMode() override { return std::string(mode_name(s_.engine_.attached_mode())); }
-    std::string RequestedAttachMode() override { return requested_mode_name(s_.engine_.requested_mode()); }
+    std::string AttachMode() override { return std::string(mode_name(s_.control_.attached_mode())); }
+    std::string RequestedAttachMode() override { return requested_mode_name(s_.control_.requested_mode()); }
     std::vector<std::string> SupportedAttachModes() override
     {
         std::vector<std::string> out;
-        for (const auto& m : s_.engine_.modes())
+        for (const auto& m : s_.control_.modes())
             if (m.supported)
                 out.emplace_back(mode_name(m.mode));
         return out;
     }
-    std::vector<std::string> Filters() override { return s_.engine_.filters(); }
-    std::uint64_t TotalDeletes() override { return s_.engine_.counters().deletes; }
-    std::uint64_t TotalFailures() override { return s_.engine_.counters().failures; }
-    std::uint64_t LostEvents() override { return s_.engine_.counters().lost_events; }
+    std::vector<std::string> Filters() override { return s_.control_.filters(); }
+    std::uint64_t TotalDeletes() override { return s_.control_.counters().deletes; }
+    std::uint64_t TotalFailures() override { return s_.control_.counters().failures; }
+    std::uint64_t LostEvents() override { return s_.control_.counters().lost_events; }
     std::uint32_t TrackedProcesses() override
     {
-        return static_cast<std::uint32_t>(std::min<std::uint64_t>(s_.engine_.totals().tracked_processes, UINT32_MAX));
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(s_.control_.totals().tracked_processes, UINT32_MAX));
     }
-    std::uint64_t EvictedProcesses() override { return s_.engine_.totals().evicted_processes; }
+    std::uint64_t EvictedProcesses() override { return s_.control_.totals().evicted_processes; }
     // Refused by the signal limit, plus never streamed by the kernel's budget.
     std::uint64_t SuppressedSignals() override
     {
-        return s_.signals_.suppressed_total() + s_.engine_.counters().events_unstreamed;
+        return s_.signals_.suppressed_total() + s_.control_.counters().events_unstreamed;
     }
 
     State& s_;
@@ -307,39 +323,33 @@ private:
 void BusService::State::connect()
 {
     try {
-        auto connection = options_.address ? sdbus::createSessionBusConnectionWithAddress(*options_.address)
-                                           : sdbus::createSystemBusConnection();
-        // Objects and proxies first, the name last: once the name is ours,
+        // The connection first (teardown() frees what uses it before it),
+        // then objects and proxies, the name last: once the name is ours,
         // callers find everything in place.
-        bus_driver_ = sdbus::createProxy(*connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+        connection_ = options_.address ? sdbus::createSessionBusConnectionWithAddress(*options_.address)
+                                       : sdbus::createSystemBusConnection();
+        bus_driver_ = sdbus::createProxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
         bus_driver_->finishRegistration();
-        object_ = std::make_unique<Object>(*connection, *this);
-        subscription_object_ = sdbus::createObject(*connection, subscription_path);
-        subscription_object_->registerSignal("Deleted")
-            .onInterface(interface_name)
-            .withParameters<std::uint64_t, std::uint32_t, std::uint32_t, std::string, std::string, std::int32_t,
-                            std::string>("time_usec", "pid", "uid", "comm", "path", "result", "unit");
-        subscription_object_->registerSignal("Summary")
-            .onInterface(interface_name)
-            .withParameters<std::vector<ProcessRow>>("processes");
-        subscription_object_->finishRegistration();
-        connection->requestName(bus::name);
-        binding_ = std::make_unique<SdEventBus>(loop_, *connection, [this](const std::exception& e) {
+        object_ = std::make_unique<Object>(*connection_, *this, bus::object_path);
+        subscription_object_ = std::make_unique<Object>(*connection_, *this, bus::subscription_path);
+        connection_->requestName(bus::name);
+        binding_ = std::make_unique<SdEventBus>(loop_, *connection_, [this](const std::exception& e) {
             spdlog::warn("lost the D-Bus connection ({}); counting goes on, reconnecting", e.what());
-            // Not from inside the binding's own callback: defer the teardown.
-            sd_event_add_defer(loop_, nullptr, [](sd_event_source* src, void* self) {
+            // Not from inside the binding's own callback: tear down later.
+            auto later = add_defer(loop_, "d-bus-teardown", [](sd_event_source*, void* self) {
                 auto* state = static_cast<State*>(self);
-                sd_event_source_set_enabled(src, SD_EVENT_OFF);
                 state->teardown();
                 state->schedule_retry();
                 return 0;
             }, this);
+            if (later)
+                teardown_later_ = std::move(*later);
+            else
+                spdlog::error("{}", later.error().message);
         });
-        connection_ = std::move(connection);
         said_unavailable_ = false;
         spdlog::info("owning {} on {}", bus::name, options_.address ? *options_.address : std::string("the system bus"));
-        if (options_.on_name_acquired)
-            options_.on_name_acquired();
+        control_.bus_ready();
     } catch (const std::exception& e) {
         teardown();
         if (!said_unavailable_) {
@@ -364,13 +374,25 @@ void BusService::State::teardown()
 
 void BusService::State::schedule_retry()
 {
-    retry_timer_ = sd_event_source_disable_unref(retry_timer_);
-    sd_event_add_time_relative(loop_, &retry_timer_, CLOCK_MONOTONIC, retry_usec, 0,
-                               [](sd_event_source*, std::uint64_t, void* self) {
-                                   static_cast<State*>(self)->connect();
-                                   return 0;
-                               },
-                               this);
+    auto timer = add_timer(loop_, "d-bus-retry", retry_usec, [](sd_event_source*, std::uint64_t, void* self) {
+        static_cast<State*>(self)->connect();
+        return 0;
+    }, this);
+    if (timer)
+        retry_timer_ = std::move(*timer);
+    else
+        spdlog::error("{}; unlinkd will not claim {} again until it restarts", timer.error().message, bus::name);
+}
+
+void BusService::State::emit(Object& from, const char* member, const std::string& destination,
+                             const std::function<void(sdbus::Signal&)>& append)
+{
+    auto& object = from.object();
+    auto signal = object.createSignal(interface_name, member);
+    append(signal);
+    if (!destination.empty())
+        signal.setDestination(destination);
+    object.emitSignal(signal);
 }
 
 void BusService::State::on_event(const Event& e)
@@ -378,18 +400,16 @@ void BusService::State::on_event(const Event& e)
     recent_.add(e);
     if (!connection_)
         return;
-    if (!signals_.allow(monotonic_usec(loop_)))
+    if (!signals_.allow(loop_now(loop_)))
         return;
+    auto append = [&](sdbus::Signal& s) {
+        s << e.time_usec << e.pid << e.uid << e.comm << e.display_path() << e.result << e.unit;
+    };
     try {
-        object_->emitDeleted(e.time_usec, e.pid, e.uid, e.comm, e.display_path(), e.result, e.unit);
-        for (const auto& [name, sub] : subscribers_) {
-            if (!policy_.may_see(sub.caller, e.uid))
-                continue;
-            auto signal = subscription_object_->createSignal(interface_name, "Deleted");
-            signal << e.time_usec << e.pid << e.uid << e.comm << e.display_path() << e.result << e.unit;
-            signal.setDestination(name);
-            subscription_object_->emitSignal(signal);
-        }
+        emit(*object_, "Deleted", {}, append);
+        for (const auto& [name, sub] : subscribers_)
+            if (policy_.may_see(sub.caller, e.uid))
+                emit(*subscription_object_, "Deleted", name, append);
     } catch (const sdbus::Error& err) {
         spdlog::debug("sending Deleted failed: {}", err.what());
     }
@@ -397,7 +417,7 @@ void BusService::State::on_event(const Event& e)
 
 void BusService::State::send_summary()
 {
-    auto processes = engine_.processes();
+    auto processes = control_.processes();
     std::vector<ProcessStats> changed;
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::pair<std::uint64_t, std::uint64_t>> now;
     for (const auto& p : processes) {
@@ -411,30 +431,28 @@ void BusService::State::send_summary()
     last_summary_ = std::move(now);
     if (changed.empty() || !connection_)
         return;
-    try {
+    auto rows_for = [&](const Caller* c) {
         std::vector<ProcessRow> rows;
         for (const auto& p : changed)
-            rows.push_back(process_row(p));
-        object_->emitSummary(rows);
+            if (!c || policy_.may_see(*c, p.uid))
+                rows.push_back(process_row(p));
+        return rows;
+    };
+    try {
+        auto all = rows_for(nullptr);
+        emit(*object_, "Summary", {}, [&](sdbus::Signal& s) { s << all; });
         for (const auto& [name, sub] : subscribers_) {
-            std::vector<ProcessRow> mine;
-            for (const auto& p : changed)
-                if (policy_.may_see(sub.caller, p.uid))
-                    mine.push_back(process_row(p));
-            if (mine.empty())
-                continue;
-            auto signal = subscription_object_->createSignal(interface_name, "Summary");
-            signal << mine;
-            signal.setDestination(name);
-            subscription_object_->emitSignal(signal);
+            auto mine = rows_for(&sub.caller);
+            if (!mine.empty())
+                emit(*subscription_object_, "Summary", name, [&](sdbus::Signal& s) { s << mine; });
         }
     } catch (const sdbus::Error& err) {
         spdlog::debug("sending Summary failed: {}", err.what());
     }
 }
 
-BusService::BusService(sd_event* loop, Engine& engine, BusOptions options)
-    : state_(std::make_unique<State>(loop, engine, std::move(options)))
+BusService::BusService(sd_event* loop, Control& control, BusOptions options)
+    : state_(std::make_unique<State>(loop, control, std::move(options)))
 {
 }
 
@@ -445,6 +463,8 @@ void BusService::start() { state_->connect(); }
 void BusService::send_summary() { state_->send_summary(); }
 
 void BusService::on_event(const Event& event) { state_->on_event(event); }
+
+void BusService::counts_reset() { state_->last_summary_.clear(); }
 
 void BusService::reconfigure(const BusOptions& options)
 {

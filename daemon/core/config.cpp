@@ -168,6 +168,27 @@ Result<RuntimeState> parse_state(std::string_view text)
     return s;
 }
 
+bool state_in_force(std::optional<std::int64_t> config_mtime_usec, const RuntimeState& state)
+{
+    return !config_mtime_usec || *config_mtime_usec <= state.saved_usec;
+}
+
+RuntimeState record_runtime_change(const std::optional<RuntimeState>& saved,
+                                   std::optional<std::int64_t> config_mtime_usec,
+                                   const std::optional<RequestedMode>& mode,
+                                   const std::optional<std::vector<std::string>>& filters, std::int64_t now_usec)
+{
+    RuntimeState state;
+    if (saved && state_in_force(config_mtime_usec, *saved))
+        state = *saved;
+    if (mode)
+        state.mode = mode;
+    if (filters)
+        state.filters = filters;
+    state.saved_usec = now_usec;
+    return state;
+}
+
 Effective choose_effective(const Config& config, std::optional<std::int64_t> config_mtime_usec,
                            const std::optional<RuntimeState>& state,
                            const std::optional<RequestedMode>& command_line_mode,
@@ -176,8 +197,7 @@ Effective choose_effective(const Config& config, std::optional<std::int64_t> con
     Effective e;
     e.mode = config.mode;
     e.filters = config.filters;
-    // No file (defaults) counts as older than any saved state.
-    bool state_wins = state && (!config_mtime_usec || *config_mtime_usec <= state->saved_usec);
+    bool state_wins = state && state_in_force(config_mtime_usec, *state);
     if (state_wins && state->mode) {
         e.mode = *state->mode;
         e.mode_from = "saved runtime state";

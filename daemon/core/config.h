@@ -67,6 +67,19 @@ struct RuntimeState {
 std::string serialize_state(const RuntimeState& state);
 Result<RuntimeState> parse_state(std::string_view text);
 
+// Whether saved runtime changes are still in force: the file has not
+// changed since they were saved (no file counts as older than any state).
+bool state_in_force(std::optional<std::int64_t> config_mtime_usec, const RuntimeState& state);
+
+// A change made over D-Bus at `now_usec`, recorded in the saved state: the
+// field that changed is set; the other keeps its saved value while the saved
+// state is in force, and is left to the file otherwise (a stale saved value
+// must not come back with a later change of the other field).
+RuntimeState record_runtime_change(const std::optional<RuntimeState>& saved,
+                                   std::optional<std::int64_t> config_mtime_usec,
+                                   const std::optional<RequestedMode>& mode,
+                                   const std::optional<std::vector<std::string>>& filters, std::int64_t now_usec);
+
 // The mode and filters in force. The rule (spec section 7, README):
 // the command line wins over everything; otherwise saved runtime changes win
 // over the file until the file changes, i.e. until the file's modification

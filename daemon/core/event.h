@@ -30,6 +30,13 @@ struct Event {
     const std::string& display_path() const { return path.empty() ? path_as_given : path; }
 };
 
+// Where the engine delivers events: the console, the journal, the bus.
+class EventSink {
+public:
+    virtual ~EventSink() = default;
+    virtual void on_event(const Event& event) = 0;
+};
+
 // Joins entry and exit records by kernel tid. A thread is inside
 // do_unlinkat at most once, so an exit belongs to the last entry of its tid.
 // Records lost to a full ring buffer leave an entry without exit (replaced by

@@ -113,15 +113,11 @@ std::string explain_unavailable(Mode mode, ProbeStage stage, int err)
     return what + stage_names[static_cast<int>(stage)] + " the BPF programs failed" + code;
 }
 
-std::optional<Mode> resolve_mode(RequestedMode requested, const ModeTable& table)
+std::vector<Mode> candidate_modes(RequestedMode requested)
 {
     if (!requested.automatic)
-        return table[static_cast<size_t>(requested.mode)].supported ? std::optional(requested.mode)
-                                                                     : std::nullopt;
-    for (Mode m : all_modes)
-        if (table[static_cast<size_t>(m)].supported)
-            return m;
-    return std::nullopt;
+        return {requested.mode};
+    return {all_modes.begin(), all_modes.end()};
 }
 
 }  // namespace unlinkd

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "unlinkd.h"
 
@@ -52,7 +53,9 @@ struct ModeStatus {
 
 using ModeTable = std::array<ModeStatus, 3>;  // indexed by Mode
 
-// The mode a request resolves to on this kernel, or nothing.
-std::optional<Mode> resolve_mode(RequestedMode requested, const ModeTable& table);
+// The modes a request may attach, in the order to try them: `auto` takes
+// the first of all_modes that loads, a named mode only itself. The one trial
+// order, for the start and for every switch.
+std::vector<Mode> candidate_modes(RequestedMode requested);
 
 }  // namespace unlinkd

@@ -213,6 +213,20 @@ Status BpfMaps::write_config(const unlinkd_config& config)
     return ok();
 }
 
+// Attachment ids tell which attachment claimed a call (HandOver). They must
+// differ from the ids of a previous run's attachments still claiming calls:
+// they start above those, and above a clock that grows faster than ids are
+// used (a previous run's ids that were never kept are below it).
+std::uint32_t BpfMaps::next_attachment_id()
+{
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    attachment_ids_above(static_cast<std::uint32_t>(now.tv_sec * 16));
+    return ++last_attachment_id_;
+}
+
+void BpfMaps::attachment_ids_above(std::uint32_t id) { last_attachment_id_ = std::max(last_attachment_id_, id); }
+
 Status BpfMaps::synchronize()
 {
     std::uint32_t zero = 0;
@@ -368,34 +382,16 @@ Status BpfMaps::reset_counts()
 
 // ---- ModeAttachment ----
 
-namespace {
-
-// Attachment ids tell which attachment claimed a call (hand_over). They must
-// differ from the ids of a previous run's attachments still claiming calls:
-// start above those, and above a clock that grows faster than ids are used.
-std::uint32_t last_attachment_id = 0;
-
-void ids_start_after(std::uint32_t id)
-{
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    auto clock_floor = static_cast<std::uint32_t>(now.tv_sec * 16);
-    last_attachment_id = std::max({last_attachment_id, id, clock_floor});
-}
-
-}  // namespace
-
 int ModeAttachment::Link::get_fd() const { return link ? bpf_link__fd(link) : fd; }
 
-Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load(const BpfMaps& maps, Mode mode, bool claims_calls)
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load(BpfMaps& maps, Mode mode, bool claims_calls)
 {
     unlinkd_bpf* skel = unlinkd_bpf__open();
     if (!skel) {
         int err = errno;
         return Error{err, explain_unavailable(mode, ProbeStage::open, err)};
     }
-    ids_start_after(0);
-    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, ++last_attachment_id));
+    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, maps.next_attachment_id()));
     skel->rodata->attachment_id = self->id_;
     skel->rodata->claims_calls = claims_calls;
 
@@ -464,7 +460,7 @@ void ModeAttachment::detach()
     release(exit_links_);
 }
 
-Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps, Mode mode, bool claims_calls)
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(BpfMaps& maps, Mode mode, bool claims_calls)
 {
     auto a = load(maps, mode, claims_calls);
     if (!a)
@@ -474,7 +470,7 @@ Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(const BpfMaps& maps
     return a;
 }
 
-std::vector<std::unique_ptr<ModeAttachment>> ModeAttachment::adopt(NamedObjects& inherited)
+std::vector<std::unique_ptr<ModeAttachment>> ModeAttachment::adopt(BpfMaps& maps, NamedObjects& inherited)
 {
     std::map<std::uint32_t, std::unique_ptr<ModeAttachment>> by_id;
     for (auto it = inherited.begin(); it != inherited.end();) {
@@ -492,7 +488,7 @@ std::vector<std::unique_ptr<ModeAttachment>> ModeAttachment::adopt(NamedObjects&
         if (!a)
             a.reset(new ModeAttachment(nullptr, *mode, id));
         (kind == 'e' ? a->entry_links_ : a->exit_links_).push_back(Link{nullptr, it->second});
-        ids_start_after(id);
+        maps.attachment_ids_above(id);
         it = inherited.erase(it);
     }
     std::vector<std::unique_ptr<ModeAttachment>> out;
@@ -519,42 +515,75 @@ ModeAttachment::~ModeAttachment()
         unlinkd_bpf__destroy(skel_);
 }
 
-std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next,
-                      std::chrono::milliseconds timeout,
-                      const std::function<void(const ModeAttachment& next)>& before_detach)
+// ---- HandOver ----
+
+HandOver::HandOver(BpfMaps& maps, std::unique_ptr<ModeAttachment> old, std::chrono::milliseconds timeout)
+    : maps_(maps), old_(std::move(old)), timeout_(timeout)
 {
-    unlinkd_config config = maps.read_config();
-    config.retiring_attachment = current->id();
-    if (auto s = maps.write_config(config); !s)
+    unlinkd_config config = maps_.read_config();
+    config.retiring_attachment = old_->id();
+    if (auto s = maps_.write_config(config); !s)
         spdlog::warn("{}", s.error().message);
     // A program that read the config before the write may still claim a
-    // call for the old attachment: wait for those programs, then drain.
-    if (auto s = maps.synchronize(); !s)
-        spdlog::warn("{}", s.error().message);
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::size_t running;
-    while ((running = maps.inflight_claimed_by(current->id())) > 0 && std::chrono::steady_clock::now() < deadline)
-        usleep(200);
-    if (running)
-        spdlog::warn("{} deletions claimed by the old {} attachment were still running after {} ms; detaching it "
-                     "anyway (their results may not be counted)",
-                     running, mode_name(current->mode()), timeout.count());
-    if (before_detach)
-        before_detach(*next);
-    current = std::move(next);  // the old attachment detaches here
-    config = maps.read_config();
-    config.retiring_attachment = 0;
-    if (auto s = maps.write_config(config); !s)
-        spdlog::warn("{}", s.error().message);
-    return running;
+    // call for the old attachment: wait for those programs (an RCU grace
+    // period, milliseconds) on a thread, so the caller's loop goes on.
+    grace_ = std::async(std::launch::async, [&maps = maps_] { return maps.synchronize(); });
 }
 
-ModeStatus probe_mode(const BpfMaps& maps, Mode mode)
+HandOver::~HandOver()
+{
+    if (old_)
+        finish();
+}
+
+bool HandOver::drained()
+{
+    if (grace_.valid()) {
+        if (grace_.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+            return false;
+        if (auto s = grace_.get(); !s)
+            spdlog::warn("{}", s.error().message);
+        deadline_ = std::chrono::steady_clock::now() + timeout_;
+    }
+    running_ = maps_.inflight_claimed_by(old_->id());
+    return running_ == 0 || std::chrono::steady_clock::now() >= deadline_;
+}
+
+std::size_t HandOver::finish()
+{
+    if (grace_.valid())
+        grace_.wait();  // only when cut short (shutdown): the thread uses the maps
+    if (running_)
+        spdlog::warn("{} deletions claimed by the old {} attachment were still running after {} ms; detaching it "
+                     "anyway (their results may not be counted)",
+                     running_, mode_name(old_->mode()), timeout_.count());
+    old_.reset();  // detaches
+    unlinkd_config config = maps_.read_config();
+    config.retiring_attachment = 0;
+    if (auto s = maps_.write_config(config); !s)
+        spdlog::warn("{}", s.error().message);
+    return running_;
+}
+
+ModeStatus probe_mode(BpfMaps& maps, Mode mode)
 {
     auto a = ModeAttachment::make(maps, mode, false);
     if (a)
         return ModeStatus{mode, true, 0, {}};
     return ModeStatus{mode, false, a.error().code, a.error().message};
+}
+
+Result<ModeTable> probe_all_modes()
+{
+    auto maps = BpfMaps::make(MapSizes{});
+    if (!maps)
+        return maps.error();
+    if (auto s = ensure_tracefs(); !s)
+        spdlog::warn("{}", s.error().message);
+    ModeTable table{};
+    for (Mode m : all_modes)
+        table[static_cast<size_t>(m)] = probe_mode(**maps, m);
+    return table;
 }
 
 }  // namespace unlinkd

@@ -8,7 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -73,10 +73,16 @@ public:
     // Clears the per-process map and the totals.
     Status reset_counts();
 
+    // A new attachment's id: above every id used with these maps so far,
+    // including a previous run's (see attachment_ids_above).
+    std::uint32_t next_attachment_id();
+    void attachment_ids_above(std::uint32_t id);
+
 private:
     explicit BpfMaps(unlinkd_bpf* skel) : skel_(skel) {}
     unlinkd_bpf* skel_;
     bool adopted_ = false;
+    std::uint32_t last_attachment_id_ = 0;
 };
 
 class ModeAttachment {
@@ -85,14 +91,14 @@ public:
     // programs before entry programs so no call is entered unseen.
     // A trial attachment (`claims_calls` false) runs its programs but never
     // claims a call, so detaching it cannot lose one.
-    static Result<std::unique_ptr<ModeAttachment>> make(const BpfMaps& maps, Mode mode, bool claims_calls = true);
+    static Result<std::unique_ptr<ModeAttachment>> make(BpfMaps& maps, Mode mode, bool claims_calls = true);
     // Loads the programs (the verifier's part, the slow one) without
     // attaching them: a standby that attach() puts in place in milliseconds.
-    static Result<std::unique_ptr<ModeAttachment>> load(const BpfMaps& maps, Mode mode, bool claims_calls = true);
+    static Result<std::unique_ptr<ModeAttachment>> load(BpfMaps& maps, Mode mode, bool claims_calls = true);
     // The attachments a previous run left attached (its "link-..." fds, which
     // are erased from `inherited` and owned from here on), one per id. They
     // keep counting until handed over to an attachment of this run.
-    static std::vector<std::unique_ptr<ModeAttachment>> adopt(NamedObjects& inherited);
+    static std::vector<std::unique_ptr<ModeAttachment>> adopt(BpfMaps& maps, NamedObjects& inherited);
     // Detaches entry programs first, then exit programs, so calls already
     // inside do_unlinkat are still counted by this mode's exit or another's.
     ~ModeAttachment();
@@ -126,22 +132,49 @@ private:
     std::vector<Link> exit_links_;
 };
 
-// Replaces `current` by `next`, which is already attached, losing and
-// doubling nothing: `current` stops claiming new calls (`next` claims them),
-// the calls it claimed finish (for at most `timeout`), and only then is it
-// detached. Waiting matters: when a trampoline image is replaced, the kernel
-// skips its fexit programs for calls still inside (bpf_tramp_image_put), and
-// a kretprobe or syscall-exit program of a detached mode never runs.
-// Returns how many claimed calls were still running at the timeout.
-// `before_detach` runs once the old attachment's calls are drained, just
-// before it is detached (the daemon updates its kept objects there, so a kept
-// copy of an old link cannot outlive the drain).
-std::size_t hand_over(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(1),
-                      const std::function<void(const ModeAttachment& next)>& before_detach = {});
+// Replaces an attachment by another already attached beside it, losing and
+// doubling nothing, in steps that never wait: the owner's loop polls
+// drained() from a timer and calls finish(), so deletions keep being drained
+// and clients served meanwhile.
+//
+// The old attachment stops claiming new calls at once (the config names it
+// retiring; the attachment beside it claims them). A program that read the
+// config just before may still claim one, so the kernel's RCU grace period
+// (every BPF program running now has finished; ~8 ms here) is awaited on a
+// helper thread. Then the calls the old attachment claimed are let return,
+// for at most `timeout`, and only then is it detached. Waiting matters: when
+// a trampoline image is replaced, the kernel skips its fexit programs for
+// calls still inside (bpf_tramp_image_put), and a kretprobe or syscall-exit
+// program of a detached mode never runs.
+class HandOver {
+public:
+    HandOver(BpfMaps& maps, std::unique_ptr<ModeAttachment> old, std::chrono::milliseconds timeout);
+    // Finishes at once if finish() was not called (shutdown).
+    ~HandOver();
+    HandOver(const HandOver&) = delete;
+    HandOver& operator=(const HandOver&) = delete;
+
+    // The old attachment's claimed calls have all returned, or the timeout
+    // passed: finish() may go.
+    bool drained();
+    // Detaches the old attachment and ends its retiring. Returns how many of
+    // its claimed calls were still running (0 unless the timeout passed).
+    std::size_t finish();
+    const ModeAttachment& old() const { return *old_; }
+
+private:
+    BpfMaps& maps_;
+    std::unique_ptr<ModeAttachment> old_;
+    std::chrono::milliseconds timeout_;
+    std::future<Status> grace_;
+    std::chrono::steady_clock::time_point deadline_{};
+    std::size_t running_ = 0;
+};
 
 // Really loads and attaches `mode`, then detaches it: the kernel decides.
-ModeStatus probe_mode(const BpfMaps& maps, Mode mode);
+ModeStatus probe_mode(BpfMaps& maps, Mode mode);
+// Every mode tried that way, against maps of its own (unlinkd --list-modes).
+Result<ModeTable> probe_all_modes();
 
 // Mounts tracefs on /sys/kernel/tracing when it is not mounted (libbpf
 // needs it to attach tracepoints). Returns an error saying what to do when it

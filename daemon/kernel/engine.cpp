@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,29 +35,24 @@ static void fill_pid_namespace(unlinkd_config& config)
 }
 
 // The root of the daemon's cgroup namespace: what its cgroup2 mount shows
-// as the root (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid
-// layout). Its kernfs id is what a file handle of type FILEID_KERNFS starts
-// with. 0 (the real root) when there is no cgroup2 mount to ask.
+// as the root. Its kernfs id is what a file handle of type FILEID_KERNFS
+// starts with. 0 (the real root) when there is no cgroup2 mount to ask.
 static void fill_cgroup_namespace(unlinkd_config& config)
 {
-    constexpr long cgroup2_magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
     constexpr int fileid_kernfs = 0xfe;
     config.cgroupns_root_id = 0;
-    for (const char* path : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
-        struct statfs fs {};
-        if (statfs(path, &fs) != 0 || fs.f_type != cgroup2_magic)
-            continue;
-        // struct file_handle ends in a flexible array: room for it after.
-        constexpr unsigned room = 32;
-        alignas(file_handle) unsigned char buffer[sizeof(file_handle) + room] = {};
-        auto* handle = reinterpret_cast<file_handle*>(buffer);
-        handle->handle_bytes = room;
-        int mount_id = 0;
-        if (name_to_handle_at(AT_FDCWD, path, handle, &mount_id, 0) == 0 && handle->handle_type == fileid_kernfs &&
-            handle->handle_bytes >= sizeof(std::uint64_t))
-            std::memcpy(&config.cgroupns_root_id, buffer + sizeof(file_handle), sizeof(std::uint64_t));
+    std::string path = cgroup2_mount_point();
+    if (path.empty())
         return;
-    }
+    // struct file_handle ends in a flexible array: room for it after.
+    constexpr unsigned room = 32;
+    alignas(file_handle) unsigned char buffer[sizeof(file_handle) + room] = {};
+    auto* handle = reinterpret_cast<file_handle*>(buffer);
+    handle->handle_bytes = room;
+    int mount_id = 0;
+    if (name_to_handle_at(AT_FDCWD, path.c_str(), handle, &mount_id, 0) == 0 && handle->handle_type == fileid_kernfs &&
+        handle->handle_bytes >= sizeof(std::uint64_t))
+        std::memcpy(&config.cgroupns_root_id, buffer + sizeof(file_handle), sizeof(std::uint64_t));
 }
 
 Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
@@ -79,7 +73,7 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     // are of no use: closing them detaches them.
     std::vector<std::unique_ptr<ModeAttachment>> adopted;
     if (e->maps_->adopted())
-        adopted = ModeAttachment::adopt(inherited);
+        adopted = ModeAttachment::adopt(*e->maps_, inherited);
     for (const auto& [name, fd] : inherited)
         close(fd);
 
@@ -104,27 +98,23 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     if (auto s = ensure_tracefs(); !s)
         spdlog::warn("{}", s.error().message);
 
-    // Try the requested mode first (or auto's order) and keep the first that
-    // attaches; the others are tried while it stays attached, so calls in
-    // flight during a trial are still seen by its exit programs.
-    std::vector<Mode> order;
-    if (!options.mode.automatic)
-        order.push_back(options.mode.mode);
-    for (Mode m : all_modes)
-        if (options.mode.automatic || m != options.mode.mode)
-            order.push_back(m);
-    for (Mode m : order) {
-        auto& status = e->modes_[static_cast<size_t>(m)];
-        bool wanted = !e->attached_ && (options.mode.automatic || m == options.mode.mode);
-        if (wanted) {
-            auto a = ModeAttachment::make(*e->maps_, m);
-            status = a ? ModeStatus{m, true, 0, {}} : ModeStatus{m, false, a.error().code, a.error().message};
-            if (a)
-                e->attached_ = std::move(*a);
-        } else {
-            status = probe_mode(*e->maps_, m);
+    // Attach the first candidate that works, then try the other modes while
+    // it stays attached, so calls in flight during a trial are still seen by
+    // its exit programs.
+    std::array<bool, 3> tried{};
+    for (Mode m : candidate_modes(options.mode)) {
+        auto a = ModeAttachment::make(*e->maps_, m);
+        tried[static_cast<size_t>(m)] = true;
+        e->modes_[static_cast<size_t>(m)] =
+            a ? ModeStatus{m, true, 0, {}} : ModeStatus{m, false, a.error().code, a.error().message};
+        if (a) {
+            e->attached_ = std::move(*a);
+            break;
         }
     }
+    for (Mode m : all_modes)
+        if (!tried[static_cast<size_t>(m)])
+            e->modes_[static_cast<size_t>(m)] = probe_mode(*e->maps_, m);
     e->requested_ = options.mode;
     if (!e->attached_) {
         const auto& why = options.mode.automatic ? std::string("no attach mode works on this kernel")
@@ -137,15 +127,16 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
         return Error{code, "cannot attach: " + why + (options.mode.automatic ? all : std::string())};
     }
 
+    // The previous run's attachments keep counting until this run's has
+    // taken over from them: they are drained and detached one by one
+    // (continue_switch, from the owner's loop).
     if (e->maps_->adopted())
-        spdlog::info("carrying on with the counts of the previous run ({} of its attachments handed over)",
+        spdlog::info("carrying on with the counts of the previous run ({} of its attachments to hand over)",
                      adopted.size());
-    for (auto& old : adopted) {
-        e->replace_attachment(old, std::move(e->attached_));  // `old` now holds this run's attachment
-        e->attached_ = std::move(old);
-    }
-    if (e->keeper_)
-        e->keeper_->keep(e->kept_objects(*e->attached_));
+    e->switch_begin_ = std::chrono::steady_clock::now();
+    for (auto& old : adopted)
+        e->retire(std::move(old));
+    e->keep_objects();
 
     e->ring_ = ring_buffer__new(e->maps_->events_fd(), &Engine::on_ring_record, e.get(), nullptr);
     if (!e->ring_) {
@@ -163,76 +154,99 @@ Engine::~Engine()
 
 Result<Mode> Engine::set_mode(RequestedMode requested)
 {
-    std::vector<Mode> candidates;
-    if (requested.automatic)
-        candidates.assign(all_modes.begin(), all_modes.end());
-    else
-        candidates.push_back(requested.mode);
-
+    if (switching())
+        return Error{EBUSY, "the previous mode switch is still draining"};
     Error last{ENOTSUP, "no attach mode works on this kernel"};
-    for (Mode m : candidates) {
+    for (Mode m : candidate_modes(requested)) {
         if (m == attached_->mode()) {
             requested_ = requested;
             return m;
         }
-        auto begin = std::chrono::steady_clock::now();
-        // A standby loaded in advance only needs attaching (milliseconds);
-        // otherwise load now (the verifier takes a few hundred).
-        auto& slot = standby_[static_cast<size_t>(m)];
-        std::unique_ptr<ModeAttachment> next = std::move(slot);
-        if (next) {
-            if (auto s = next->attach(); !s) {
-                spdlog::warn("the preloaded {} programs did not attach ({}); loading them again", mode_name(m),
-                             s.error().message);
-                next.reset();
-            }
-        }
-        Status attached = ok();
-        if (!next) {
-            if (auto a = ModeAttachment::make(*maps_, m))
-                next = std::move(*a);
-            else
-                attached = a.error();
-        }
+        switch_begin_ = std::chrono::steady_clock::now();
+        auto next = attach_mode(m);
         auto& status = modes_[static_cast<size_t>(m)];
-        if (!attached) {
-            status = ModeStatus{m, false, attached.error().code, attached.error().message};
-            last = attached.error();
+        if (!next) {
+            status = ModeStatus{m, false, next.error().code, next.error().message};
+            last = next.error();
             continue;
         }
         status = ModeStatus{m, true, 0, {}};
-        Mode old = attached_->mode();
-        replace_attachment(attached_, std::move(next));
+        retire(std::exchange(attached_, std::move(*next)));
+        keep_objects();
         requested_ = requested;
-        spdlog::info("attach mode {} -> {} in {} ms", mode_name(old), mode_name(m),
-                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin)
-                         .count());
         return m;
     }
     return last;
 }
 
-void Engine::replace_attachment(std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next)
+Result<std::unique_ptr<ModeAttachment>> Engine::attach_mode(Mode m)
 {
-    // The old attachment is destroyed, not kept as a standby: the kernel
-    // (6.1) refused to attach a detached fentry program again. A fresh
-    // standby for its mode comes from the next prepare_standbys().
-    hand_over(*maps_, current, std::move(next), std::chrono::seconds(1), [this](const ModeAttachment& incoming) {
-        if (keeper_)
-            keeper_->keep(kept_objects(incoming));
-    });
+    // A standby loaded in advance only needs attaching (milliseconds);
+    // otherwise load now (the verifier takes a few hundred).
+    if (auto standby = std::move(standby_[static_cast<size_t>(m)])) {
+        if (auto s = standby->attach())
+            return standby;
+        else
+            spdlog::warn("the preloaded {} programs did not attach ({}); loading them again", mode_name(m),
+                         s.error().message);
+    }
+    return ModeAttachment::make(*maps_, m);
 }
 
-NamedObjects Engine::kept_objects(const ModeAttachment& attachment) const
+// The old attachment is destroyed once drained, not kept as a standby: the
+// kernel (6.1) refused to attach a detached fentry program again. A fresh
+// standby for its mode comes from the next prepare_standbys().
+void Engine::retire(std::unique_ptr<ModeAttachment> old)
 {
+    retiring_.push_back(std::move(old));
+    if (!hand_over_)
+        start_next_hand_over();
+}
+
+void Engine::start_next_hand_over()
+{
+    if (retiring_.empty())
+        return;
+    auto old = std::move(retiring_.front());
+    retiring_.pop_front();
+    hand_over_ = std::make_unique<HandOver>(*maps_, std::move(old), std::chrono::seconds(1));
+}
+
+bool Engine::continue_switch()
+{
+    while (hand_over_) {
+        if (!hand_over_->drained())
+            return false;
+        auto done = std::move(hand_over_);
+        // The kept set loses the old links before they close, so no kept
+        // copy keeps them attached past the drain.
+        keep_objects();
+        Mode old = done->old().mode();
+        done->finish();
+        spdlog::info("attach mode {} -> {} in {} ms", mode_name(old), mode_name(attached_->mode()),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                           switch_begin_)
+                         .count());
+        start_next_hand_over();
+    }
+    return true;
+}
+
+void Engine::keep_objects()
+{
+    if (!keeper_)
+        return;
     auto objects = maps_->objects();
-    objects.merge(attachment.objects());
-    return objects;
+    objects.merge(attached_->objects());
+    if (hand_over_)
+        objects.merge(hand_over_->old().objects());
+    for (const auto& a : retiring_)
+        objects.merge(a->objects());
+    keeper_->keep(objects);
 }
 
-std::size_t Engine::prepare_standbys()
+std::optional<Mode> Engine::prepare_standby()
 {
-    std::size_t loaded = 0;
     for (Mode m : all_modes) {
         auto& slot = standby_[static_cast<size_t>(m)];
         if (slot || m == attached_->mode() || !modes_[static_cast<size_t>(m)].supported)
@@ -243,8 +257,16 @@ std::size_t Engine::prepare_standbys()
             continue;
         }
         slot = std::move(*a);
-        ++loaded;
+        return m;
     }
+    return std::nullopt;
+}
+
+std::size_t Engine::prepare_standbys()
+{
+    std::size_t loaded = 0;
+    while (prepare_standby())
+        ++loaded;
     return loaded;
 }
 

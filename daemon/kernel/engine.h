@@ -1,14 +1,18 @@
-// The core: owns the kernel side (maps, the attached mode, filters, the ring
-// buffer consumer) and is the one place where state changes. Publishers
-// (console, journal, D-Bus) receive events through EventSink and read counts
-// through the accessors; control (mode, filters, reset) goes through the
-// methods here. Single-threaded: the caller's event loop calls drain() when
-// events_fd() is readable.
+// The kernel side as one object: the maps, the attached mode (and the one
+// being handed over from), the standbys, filters, and the ring buffer
+// consumer. The Manager (daemon/manager.h) owns it and is the only caller of
+// its control methods; publishers receive events through EventSink.
+// Single-threaded and never waiting: the owner's loop calls drain() when
+// events_fd() is readable, and continue_switch() from a timer while
+// switching().
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <deque>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,12 +28,6 @@
 struct ring_buffer;
 
 namespace unlinkd {
-
-class EventSink {
-public:
-    virtual ~EventSink() = default;
-    virtual void on_event(const Event& event) = 0;
-};
 
 struct EngineOptions {
     RequestedMode mode{};
@@ -59,15 +57,26 @@ public:
     Mode attached_mode() const { return attached_->mode(); }
     RequestedMode requested_mode() const { return requested_; }
 
-    // Attaches the new mode before detaching the old one: no deletion is
-    // missed or counted twice. On failure the old mode stays attached and the
-    // error carries the kernel's errno and what it means.
+    // Attaches the new mode beside the old one and starts handing the old one
+    // over (HandOver): no deletion is missed or counted twice. Returns the
+    // mode now attached at once; the old one is detached later, by
+    // continue_switch(). On failure the old mode stays attached and the error
+    // carries the kernel's errno and what it means; EBUSY while a hand-over
+    // is still running (the Manager queues switches).
     Result<Mode> set_mode(RequestedMode requested);
+    // An old attachment (of a switch, or of the previous run) is still being
+    // drained.
+    bool switching() const { return hand_over_ || !retiring_.empty(); }
+    // Advances the hand-overs: detaches each old attachment once the calls it
+    // claimed have returned. Never waits. True when none is left.
+    bool continue_switch();
 
-    // Loads (without attaching) every other mode that works here, so that
-    // set_mode only attaches: a switch then takes milliseconds, not the
-    // verifier's hundreds. Slow (one verifier run per mode): call it when
-    // idle, at start and after each switch. Returns how many were loaded.
+    // Loads (without attaching) one more of the other modes that work here,
+    // so that set_mode only attaches: a switch then takes milliseconds, not
+    // the verifier's hundreds. Slow (one verifier run): the Manager calls it
+    // once per loop iteration until it returns nothing.
+    std::optional<Mode> prepare_standby();
+    // All of them at once (tests).
     std::size_t prepare_standbys();
 
     // All rules or none: a bad rule is rejected by name and the filter in
@@ -94,17 +103,22 @@ public:
 
 private:
     Engine() = default;
-    // Replaces the attachment by `next` without losing a call, and keeps the
-    // new set of objects before the old links go.
-    void replace_attachment(std::unique_ptr<ModeAttachment>& current, std::unique_ptr<ModeAttachment> next);
-    // What the keeper holds while `attachment` is the attached one: the maps
-    // and its links.
-    NamedObjects kept_objects(const ModeAttachment& attachment) const;
+    // The attachment for `m`: its standby attached, or a fresh load.
+    Result<std::unique_ptr<ModeAttachment>> attach_mode(Mode m);
+    // `old` is replaced by attached_: it is drained, then detached.
+    void retire(std::unique_ptr<ModeAttachment> old);
+    void start_next_hand_over();
+    // Hands the keeper what must outlive this process now: the maps, the
+    // attached links and those still being drained.
+    void keep_objects();
     static int on_ring_record(void* ctx, void* data, std::size_t size);
 
     std::unique_ptr<BpfMaps> maps_;
     ObjectKeeper* keeper_ = nullptr;
     std::unique_ptr<ModeAttachment> attached_;
+    std::unique_ptr<HandOver> hand_over_;                  // the one being drained
+    std::deque<std::unique_ptr<ModeAttachment>> retiring_;  // to be drained after it
+    std::chrono::steady_clock::time_point switch_begin_{};
     std::array<std::unique_ptr<ModeAttachment>, 3> standby_;  // by Mode; loaded, not attached
     ModeTable modes_{};
     RequestedMode requested_{};

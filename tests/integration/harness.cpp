@@ -227,4 +227,21 @@ std::string cgroup2_root()
     return root;
 }
 
+Result<Mode> switch_mode(Engine& engine, RequestedMode requested)
+{
+    auto r = engine.set_mode(requested);
+    while (!engine.continue_switch())
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    return r;
+}
+
+std::size_t hand_over_now(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current,
+                          std::unique_ptr<ModeAttachment> next)
+{
+    HandOver h(maps, std::exchange(current, std::move(next)), std::chrono::seconds(1));
+    while (!h.drained())
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    return h.finish();
+}
+
 }  // namespace unlinkd::test

@@ -78,6 +78,14 @@ struct EngineUnderTest {
     ProcessStats process(std::uint32_t pid);  // REQUIREs exactly one entry
 };
 
+// Engine::set_mode, then the hand-over driven to its end as the Manager's
+// timer does (a test may wait; the daemon's loop may not).
+Result<Mode> switch_mode(Engine& engine, RequestedMode requested);
+// Hands `current` over to `next` (already attached) and waits until the old
+// one is drained and detached; returns how many of its calls still ran.
+std::size_t hand_over_now(BpfMaps& maps, std::unique_ptr<ModeAttachment>& current,
+                          std::unique_ptr<ModeAttachment> next);
+
 std::unique_ptr<EngineUnderTest> start_engine(Mode mode, const std::vector<std::string>& filters = {},
                                               bool stream_events = true);
 

@@ -188,7 +188,7 @@ TEST_CASE("two different modes attached at once count every deletion once", "[mu
 TEST_CASE("switching attachments in the middle of a storm loses and doubles nothing", "[storm][switch]")
 {
     // Cycles through every mode that loads here, the new one attached and
-    // the old one drained and detached (hand_over), as often as it can while
+    // the old one drained and detached (HandOver), as often as it can while
     // the storm runs. With one mode, a fresh attachment of it replaces the
     // old one. Never fentry by fentry: replacing a trampoline's programs
     // makes the kernel skip the fexit of every call inside the old image,
@@ -211,7 +211,7 @@ TEST_CASE("switching attachments in the middle of a storm loses and doubles noth
         REQUIRE(fresh.ok());
         auto t1 = Clock::now();
         REQUIRE((*fresh)->attach().ok());
-        CHECK(hand_over(*bare.maps, attached, std::move(*fresh)) == 0);
+        CHECK(hand_over_now(*bare.maps, attached, std::move(*fresh)) == 0);
         auto t2 = Clock::now();
         worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(t2 - t0).count());
         attach_and_hand_over_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
@@ -248,16 +248,16 @@ TEST_CASE("Engine::set_mode switches modes during a storm with exact totals", "[
         // One mode here: set_mode to the attached mode must be a no-op that
         // keeps counting, and every other mode must be refused with a reason.
         auto t = start_engine(modes[0]);
-        auto same = t->engine->set_mode(RequestedMode{false, modes[0]});
+        auto same = switch_mode(*t->engine, RequestedMode{false, modes[0]});
         REQUIRE(same.ok());
         CHECK(*same == modes[0]);
         for (Mode m : all_modes) {
             if (m == modes[0])
                 continue;
-            auto r = t->engine->set_mode(RequestedMode{false, m});
+            auto r = switch_mode(*t->engine, RequestedMode{false, m});
             if (r.ok()) {
                 WARN("mode " << mode_name(m) << " loads here but is not in UNLINKD_TEST_MODES");
-                REQUIRE(t->engine->set_mode(RequestedMode{false, modes[0]}).ok());
+                REQUIRE(switch_mode(*t->engine, RequestedMode{false, modes[0]}).ok());
                 continue;
             }
             CHECK_FALSE(r.error().message.empty());
@@ -277,7 +277,7 @@ TEST_CASE("Engine::set_mode switches modes during a storm with exact totals", "[
     while (!reap(pid, code)) {
         Mode m = modes[++i % modes.size()];
         auto begin = std::chrono::steady_clock::now();
-        auto r = t->engine->set_mode(RequestedMode{false, m});
+        auto r = switch_mode(*t->engine, RequestedMode{false, m});
         switch_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count());
         INFO(mode_name(m) << ": " << (r.ok() ? "" : r.error().message));
         REQUIRE(r.ok());

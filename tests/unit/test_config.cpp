@@ -123,6 +123,34 @@ TEST_CASE("saved runtime changes win until the file changes; the command line wi
     CHECK(std::string(e.filters_from) == "command line");
 }
 
+TEST_CASE("a D-Bus change is saved with the other field kept only while the saved state is in force", "[config]")
+{
+    RuntimeState saved;
+    saved.mode = RequestedMode{false, Mode::kprobe};
+    saved.saved_usec = 2000;
+    std::vector<std::string> rules{"uid=1000"};
+
+    // The file is older than the saved state: the saved mode stays beside the new filters.
+    auto s = record_runtime_change(saved, 1000, std::nullopt, rules, 5000);
+    CHECK(s.mode == RequestedMode{false, Mode::kprobe});
+    CHECK(s.filters == rules);
+    CHECK(s.saved_usec == 5000);
+
+    // The file changed after the save: the stale mode is not carried into the new state.
+    s = record_runtime_change(saved, 3000, std::nullopt, rules, 5000);
+    CHECK_FALSE(s.mode.has_value());
+    CHECK(s.filters == rules);
+
+    // Nothing saved yet: only the changed field.
+    s = record_runtime_change(std::nullopt, 3000, RequestedMode{}, std::nullopt, 5000);
+    CHECK(s.mode == RequestedMode{});
+    CHECK_FALSE(s.filters.has_value());
+
+    CHECK(state_in_force(std::nullopt, saved));
+    CHECK(state_in_force(2000, saved));
+    CHECK_FALSE(state_in_force(2001, saved));
+}
+
 TEST_CASE("the kernel streams what the consumers can use, no more", "[config]")
 {
     Config c;  // journal 200, signals 100

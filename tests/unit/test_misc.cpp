@@ -37,16 +37,8 @@ TEST_CASE("mode names round-trip and auto resolves in preference order", "[modes
     CHECK_FALSE(parse_mode("auto").has_value());
     CHECK(parse_requested_mode("auto")->automatic);
 
-    ModeTable t{};
-    for (Mode m : all_modes)
-        t[static_cast<size_t>(m)].mode = m;
-    CHECK_FALSE(resolve_mode(RequestedMode{}, t).has_value());
-    t[2].supported = true;
-    CHECK(resolve_mode(RequestedMode{}, t) == Mode::tracepoint);
-    t[1].supported = true;
-    CHECK(resolve_mode(RequestedMode{}, t) == Mode::kprobe);
-    CHECK_FALSE(resolve_mode(RequestedMode{false, Mode::fentry}, t).has_value());
-    CHECK(resolve_mode(RequestedMode{false, Mode::tracepoint}, t) == Mode::tracepoint);
+    CHECK(candidate_modes(RequestedMode{}) == std::vector<Mode>{Mode::fentry, Mode::kprobe, Mode::tracepoint});
+    CHECK(candidate_modes(RequestedMode{false, Mode::kprobe}) == std::vector<Mode>{Mode::kprobe});
 }
 
 TEST_CASE("unavailable modes are explained in words a user can act on", "[modes]")
