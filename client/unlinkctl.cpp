@@ -9,18 +9,21 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <iostream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "unlinkd1.h"
+#include "unlinkd1_proxy.h"
 
 namespace {
 
@@ -29,10 +32,6 @@ using namespace unlinkd;
 using json = nlohmann::json;
 using bus::EventRow;
 using bus::ProcessRow;
-using bus::interface_name;
-using bus::object_path;
-using bus::subscription_path;
-constexpr const char* bus_name = bus::name;
 
 enum Exit { ok = 0, failed = 1, usage = 2, not_running = 3, denied = 4, unsupported = 5 };
 
@@ -108,73 +107,95 @@ json event_json(const EventRow& e)
             {"path", e.get<4>()},      {"result", e.get<5>()}, {"unit", e.get<6>()}};
 }
 
-std::vector<std::string> event_cells(const EventRow& e)
+// Turns the daemon's errors into exit codes; `what` words a refusal.
+template <typename F>
+auto guarded(const std::string& what, F&& f) -> decltype(f())
 {
-    return {iso_time(e.get<0>()), std::to_string(e.get<1>()), std::to_string(e.get<2>()), e.get<3>(),
-            errno_name(e.get<5>()), e.get<4>()};
+    try {
+        return f();
+    } catch (const sdbus::Error& e) {
+        const auto& name = e.getName();
+        if (name == bus::error_access_denied)
+            throw Failure{denied, what + " needs root"};
+        if (name == bus::error_invalid_args)
+            throw Failure{usage, e.getMessage()};
+        if (name == bus::error_mode_unsupported)
+            throw Failure{unsupported, e.getMessage()};
+        if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NameHasNoOwner")
+            throw Failure{not_running, "unlinkd is not running"};
+        throw Failure{failed, name + ": " + e.getMessage()};
+    }
 }
+
+// The bus, once unlinkd is known to own its name there. Asked before any call:
+// a call to the unowned name would start unlinkd by bus activation instead.
+std::unique_ptr<sdbus::IConnection> connect(const std::optional<std::string>& address)
+{
+    std::unique_ptr<sdbus::IConnection> connection;
+    try {
+        connection = address ? sdbus::createSessionBusConnectionWithAddress(*address) : sdbus::createSystemBusConnection();
+    } catch (const sdbus::Error& e) {
+        throw Failure{not_running, "cannot reach the D-Bus system bus (" + e.getMessage() + "): unlinkd is not running"};
+    }
+    bool running = false;
+    sdbus::createProxy(*connection, "org.freedesktop.DBus", "/org/freedesktop/DBus")
+        ->callMethod("NameHasOwner").onInterface("org.freedesktop.DBus").withArguments(std::string(bus::name)).storeResultsTo(running);
+    if (!running)
+        throw Failure{not_running, "unlinkd is not running (no " + std::string(bus::name) + " on the bus)"};
+    return connection;
+}
+
+// One of unlinkd's objects through the proxy class generated from the XML.
+// Its signals are matched, and reach on_deleted, only when one is given: each
+// match costs a round trip, and on the main object root would get the
+// broadcast copy of every Deleted its subscription already brings.
+class Unlinkd final : public sdbus::ProxyInterfaces<org::unlinkd::Unlinkd1_proxy> {
+public:
+    Unlinkd(sdbus::IConnection& c, const char* path, std::function<void(const EventRow&)> on_deleted = {})
+        : ProxyInterfaces(c, bus::name, path), on_deleted_(std::move(on_deleted))
+    {
+        if (on_deleted_)
+            registerProxy();
+    }
+    ~Unlinkd() { unregisterProxy(); }
+
+private:
+    void onDeleted(const std::uint64_t& t, const std::uint32_t& pid, const std::uint32_t& uid, const std::string& comm,
+                   const std::string& path, const std::int32_t& result, const std::string& unit) override
+    {
+        on_deleted_({t, pid, uid, comm, path, result, unit});
+    }
+    void onSummary(const std::vector<ProcessRow>&) override {}
+
+    std::function<void(const EventRow&)> on_deleted_;
+};
+
+std::atomic<sdbus::IConnection*> following{nullptr};  // what SIGINT/SIGTERM stop
 
 class Client {
 public:
-    Client(const std::optional<std::string>& address, bool json) : json_(json)
+    Client(const std::optional<std::string>& address, bool json)
+        : json_(json), connection_(connect(address)), unlinkd_(*connection_, bus::object_path)
     {
-        try {
-            connection_ = address ? sdbus::createSessionBusConnectionWithAddress(*address)
-                                  : sdbus::createSystemBusConnection();
-        } catch (const sdbus::Error& e) {
-            throw Failure{not_running, "cannot reach the D-Bus system bus (" + e.getMessage() + "): unlinkd is not running"};
-        }
-        bool running = false;
-        auto driver = sdbus::createProxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
-        driver->finishRegistration();
-        driver->callMethod("NameHasOwner").onInterface("org.freedesktop.DBus").withArguments(std::string(bus_name)).storeResultsTo(running);
-        if (!running)
-            throw Failure{not_running, "unlinkd is not running (no " + std::string(bus_name) + " on the bus)"};
-        proxy_ = sdbus::createProxy(*connection_, bus_name, object_path);
-        proxy_->finishRegistration();
-    }
-
-    // Turns the daemon's errors into exit codes; `what` words the refusal.
-    template <typename F>
-    auto guarded(const std::string& what, F&& f) -> decltype(f())
-    {
-        try {
-            return f();
-        } catch (const sdbus::Error& e) {
-            const auto& name = e.getName();
-            if (name == bus::error_access_denied)
-                throw Failure{denied, what + " needs root"};
-            if (name == bus::error_invalid_args)
-                throw Failure{usage, e.getMessage()};
-            if (name == bus::error_mode_unsupported)
-                throw Failure{unsupported, e.getMessage()};
-            if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NameHasNoOwner")
-                throw Failure{not_running, "unlinkd is not running"};
-            throw Failure{failed, name + ": " + e.getMessage()};
-        }
-    }
-
-    template <typename T>
-    T property(const std::string& name)
-    {
-        return guarded("reading " + name, [&] { sdbus::Variant v = proxy_->getProperty(name).onInterface(interface_name); return v.get<T>(); });
     }
 
     void status()
     {
-        json s = {
-            {"version", property<std::string>("Version")},
-            {"attach_mode", property<std::string>("AttachMode")},
-            {"requested_attach_mode", property<std::string>("RequestedAttachMode")},
-            {"supported_attach_modes", property<std::vector<std::string>>("SupportedAttachModes")},
-            {"filters", property<std::vector<std::string>>("Filters")},
-            {"total_deletes", property<std::uint64_t>("TotalDeletes")},
-            {"total_failures", property<std::uint64_t>("TotalFailures")},
-            {"lost_events", property<std::uint64_t>("LostEvents")},
-            {"tracked_processes", property<std::uint32_t>("TrackedProcesses")},
-            {"evicted_processes", property<std::uint64_t>("EvictedProcesses")},
-            {"suppressed_signals", property<std::uint64_t>("SuppressedSignals")},
-        };
+        json s = guarded("reading the status", [this] {
+            return json{
+                {"version", unlinkd_.Version()},
+                {"attach_mode", unlinkd_.AttachMode()},
+                {"requested_attach_mode", unlinkd_.RequestedAttachMode()},
+                {"supported_attach_modes", unlinkd_.SupportedAttachModes()},
+                {"filters", unlinkd_.Filters()},
+                {"total_deletes", unlinkd_.TotalDeletes()},
+                {"total_failures", unlinkd_.TotalFailures()},
+                {"lost_events", unlinkd_.LostEvents()},
+                {"tracked_processes", unlinkd_.TrackedProcesses()},
+                {"evicted_processes", unlinkd_.EvictedProcesses()},
+                {"suppressed_signals", unlinkd_.SuppressedSignals()},
+            };
+        });
         if (json_) {
             std::cout << s.dump() << "\n";
             return;
@@ -196,10 +217,7 @@ public:
 
     void top(std::uint32_t count)
     {
-        std::vector<ProcessRow> rows;
-        guarded("listing processes", [&] {
-            proxy_->callMethod("GetTopProcesses").onInterface(interface_name).withArguments(count).storeResultsTo(rows);
-        });
+        auto rows = guarded("listing processes", [&] { return unlinkd_.GetTopProcesses(count); });
         if (json_) {
             json out = json::array();
             for (const auto& r : rows)
@@ -216,10 +234,12 @@ public:
 
     void events(std::uint32_t count, bool follow)
     {
-        std::vector<EventRow> rows;
-        guarded("listing events", [&] {
-            proxy_->callMethod("GetRecentEvents").onInterface(interface_name).withArguments(count).storeResultsTo(rows);
-        });
+        if (follow) {  // SIGINT and SIGTERM end following with exit code 0
+            following = connection_.get();
+            for (int sig : {SIGINT, SIGTERM})
+                std::signal(sig, [](int) { following.load()->leaveEventLoop(); });
+        }
+        auto rows = guarded("listing events", [&] { return unlinkd_.GetRecentEvents(count); });
         if (!json_)
             std::cout << "TIME                 PID      UID    COMM             RESULT  PATH\n";
         for (const auto& e : rows)
@@ -227,27 +247,21 @@ public:
         std::cout.flush();
         if (!follow)
             return;
-        // Signals addressed to this client alone, limited to what it may see.
-        auto subscription = sdbus::createProxy(*connection_, bus_name, subscription_path);
-        subscription->uponSignal("Deleted").onInterface(interface_name).call(
-            [this](std::uint64_t t, std::uint32_t pid, std::uint32_t uid, const std::string& comm,
-                   const std::string& path, std::int32_t result, const std::string& unit) {
-                print_event(EventRow{t, pid, uid, comm, path, result, unit});
-                std::cout.flush();
-            });
-        subscription->finishRegistration();
-        guarded("subscribing", [&] { proxy_->callMethod("Subscribe").onInterface(interface_name); });
+        // Signals addressed to this client alone, limited to what it may see;
+        // matched before subscribing so none is missed.
+        Unlinkd subscription(*connection_, bus::subscription_path, [this](const EventRow& e) {
+            print_event(e);
+            std::cout.flush();
+        });
+        guarded("subscribing", [this] { unlinkd_.Subscribe(); });
         connection_->enterEventLoop();  // until SIGINT/SIGTERM
     }
 
     void filter(const std::vector<std::string>& rules, bool clear)
     {
-        if (clear || !rules.empty()) {
-            guarded("changing filters", [&] {
-                proxy_->callMethod("SetFilters").onInterface(interface_name).withArguments(clear ? std::vector<std::string>{} : rules);
-            });
-        }
-        auto now = property<std::vector<std::string>>("Filters");
+        if (clear || !rules.empty())
+            guarded("changing filters", [&] { unlinkd_.SetFilters(rules); });
+        auto now = guarded("reading Filters", [this] { return unlinkd_.Filters(); });
         if (json_) {
             std::cout << json(now).dump() << "\n";
             return;
@@ -260,18 +274,11 @@ public:
 
     void mode(const std::optional<std::string>& wanted)
     {
-        if (wanted) {
-            std::string effective;
-            guarded("changing the attach mode", [&] {
-                proxy_->callMethod("SetAttachMode").onInterface(interface_name).withArguments(*wanted).storeResultsTo(effective);
-            });
-        }
-        std::vector<sdbus::Struct<std::string, bool, std::string>> info;
-        guarded("reading the modes", [&] {
-            proxy_->callMethod("GetModeInfo").onInterface(interface_name).storeResultsTo(info);
+        if (wanted)
+            guarded("changing the attach mode", [&] { unlinkd_.SetAttachMode(*wanted); });
+        auto [info, attached, requested] = guarded("reading the modes", [this] {
+            return std::tuple{unlinkd_.GetModeInfo(), unlinkd_.AttachMode(), unlinkd_.RequestedAttachMode()};
         });
-        auto attached = property<std::string>("AttachMode");
-        auto requested = property<std::string>("RequestedAttachMode");
         if (json_) {
             json modes = json::array();
             for (const auto& m : info)
@@ -286,12 +293,10 @@ public:
 
     void reset()
     {
-        guarded("resetting the counts", [&] { proxy_->callMethod("Reset").onInterface(interface_name); });
+        guarded("resetting the counts", [this] { unlinkd_.Reset(); });
         if (!json_)
             std::cout << "counts reset\n";
     }
-
-    sdbus::IConnection& connection() { return *connection_; }
 
 private:
     void print_event(const EventRow& e)
@@ -300,15 +305,14 @@ private:
             std::cout << event_json(e).dump() << "\n";
             return;
         }
-        auto c = event_cells(e);
-        std::printf("%-20s %-8s %-6s %-16s %-7s %s\n", c[0].c_str(), c[1].c_str(), c[2].c_str(), c[3].c_str(),
-                    c[4].c_str(), c[5].c_str());
+        std::printf("%-20s %-8u %-6u %-16s %-7s %s\n", iso_time(e.get<0>()).c_str(), e.get<1>(), e.get<2>(),
+                    e.get<3>().c_str(), errno_name(e.get<5>()).c_str(), e.get<4>().c_str());
         std::fflush(stdout);
     }
 
     bool json_;
     std::unique_ptr<sdbus::IConnection> connection_;
-    std::unique_ptr<sdbus::IProxy> proxy_;
+    Unlinkd unlinkd_;
 };
 
 std::uint32_t parse_count(const std::string& s)
@@ -322,8 +326,6 @@ std::uint32_t parse_count(const std::string& s)
     }
     throw Failure{usage, "\"" + s + "\" is not a count (a whole number from 1)"};
 }
-
-std::atomic<sdbus::IConnection*> following{nullptr};
 
 }  // namespace
 
@@ -367,15 +369,6 @@ int main(int argc, char** argv)
                     follow = true;
                 else
                     count = parse_count(o);
-            }
-            if (follow) {
-                following = &client.connection();
-                auto stop = [](int) {
-                    if (auto* c = following.load())
-                        c->leaveEventLoop();
-                };
-                std::signal(SIGINT, stop);
-                std::signal(SIGTERM, stop);
             }
             client.events(count, follow);
         } else if (command == "filter") {
