@@ -22,6 +22,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/format.h"
 #include "unlinkd1.h"
 #include "unlinkd1_proxy.h"
 
@@ -61,14 +62,6 @@ std::string iso_time(std::uint64_t usec)
     char buf[32];
     std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
     return buf;
-}
-
-std::string errno_name(std::int32_t result)
-{
-    if (result == 0)
-        return "ok";
-    const char* n = strerrorname_np(-result);
-    return n ? n : std::to_string(result);
 }
 
 // Prints rows as aligned columns.

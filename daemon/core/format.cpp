@@ -6,6 +6,8 @@ namespace unlinkd {
 
 std::string errno_name(int result)
 {
+    if (result == 0)
+        return "ok";
     int err = result < 0 ? -result : result;
     const char* name = strerrorname_np(err);
     return name ? name : "errno " + std::to_string(err);

@@ -17,7 +17,8 @@ namespace unlinkd {
 // "rm[4242] uid=1000 failed to delete /tmp/x: ENOENT".
 std::string journal_message(const Event& e);
 
-// "ENOENT" for -2; "errno 4095" for a number glibc has no name for.
+// "ENOENT" for -2; "errno 4095" for a number glibc has no name for; "ok"
+// for 0. The daemon and unlinkctl both name results with it.
 std::string errno_name(int result);
 
 nlohmann::json event_json(const Event& e);

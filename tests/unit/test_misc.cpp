@@ -57,4 +57,6 @@ TEST_CASE("errno names", "[format]")
     CHECK(errno_name(-ENOENT) == "ENOENT");
     CHECK(errno_name(-EACCES) == "EACCES");
     CHECK(errno_name(-EISDIR) == "EISDIR");
+    CHECK(errno_name(0) == "ok");
+    CHECK(errno_name(-4095) == "errno 4095");
 }
