@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "core/escape.h"
 #include "core/format.h"
 #include "state_store.h"
 
@@ -458,7 +459,7 @@ void Manager::print_summary()
                     static_cast<unsigned long long>(totals.lost_events),
                     static_cast<unsigned long long>(totals.tracked_processes));
         for (const auto& p : processes)
-            std::printf("#   %s[%u] uid=%u deleted=%llu failed=%llu\n", p.comm.c_str(), p.pid, p.uid,
+            std::printf("#   %s[%u] uid=%u deleted=%llu failed=%llu\n", escape_name(p.comm).c_str(), p.pid, p.uid,
                         static_cast<unsigned long long>(p.deletes), static_cast<unsigned long long>(p.failures));
     }
     std::fflush(stdout);

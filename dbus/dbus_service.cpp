@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/access.h"
+#include "core/escape.h"
 #include "core/filter.h"
 #include "core/rate_limit.h"
 #include "core/recent_events.h"
@@ -32,12 +33,20 @@ constexpr std::uint64_t retry_usec = 2'000'000;
 
 ProcessRow process_row(const ProcessStats& p)
 {
-    return ProcessRow{p.pid, p.uid, p.comm, p.deletes, p.failures, p.last_usec, p.unit};
+    return ProcessRow{p.pid, p.uid, escape_name(p.comm), p.deletes, p.failures, p.last_usec, escape_name(p.unit)};
 }
 
 EventRow event_row(const Event& e)
 {
-    return EventRow{e.time_usec, e.pid, e.uid, e.comm, e.display_path(), e.result, e.unit};
+    return EventRow{e.time_usec, e.pid,    e.uid, escape_name(e.comm), escape_name(e.display_path()),
+                    e.result,    escape_name(e.unit)};
+}
+
+// Deleted's arguments are the fields of an event row, one by one.
+template <typename... Fields>
+void append_fields(sdbus::Signal& signal, const sdbus::Struct<Fields...>& row)
+{
+    std::apply([&](const auto&... field) { ((signal << field), ...); }, static_cast<const std::tuple<Fields...>&>(row));
 }
 
 std::vector<std::uint32_t> group_ids(const std::string& name)
@@ -402,9 +411,8 @@ void BusService::State::on_event(const Event& e)
         return;
     if (!signals_.allow(loop_now(loop_)))
         return;
-    auto append = [&](sdbus::Signal& s) {
-        s << e.time_usec << e.pid << e.uid << e.comm << e.display_path() << e.result << e.unit;
-    };
+    auto row = event_row(e);
+    auto append = [&](sdbus::Signal& s) { append_fields(s, row); };
     try {
         emit(*object_, "Deleted", {}, append);
         for (const auto& [name, sub] : subscribers_)

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "escape.h"
+
 namespace unlinkd {
 
 std::string errno_name(int result)
@@ -15,10 +17,10 @@ std::string errno_name(int result)
 
 std::string journal_message(const Event& e)
 {
-    std::string head = e.comm + "[" + std::to_string(e.pid) + "] uid=" + std::to_string(e.uid);
+    std::string head = escape_name(e.comm) + "[" + std::to_string(e.pid) + "] uid=" + std::to_string(e.uid);
     if (e.result == 0)
-        return head + " deleted " + e.display_path();
-    return head + " failed to delete " + e.display_path() + ": " + errno_name(e.result);
+        return head + " deleted " + escape_name(e.display_path());
+    return head + " failed to delete " + escape_name(e.display_path()) + ": " + errno_name(e.result);
 }
 
 nlohmann::json event_json(const Event& e)
@@ -30,13 +32,13 @@ nlohmann::json event_json(const Event& e)
         {"ppid", e.ppid},
         {"uid", e.uid},
         {"gid", e.gid},
-        {"comm", e.comm},
-        {"path", e.path},
-        {"path_as_given", e.path_as_given},
+        {"comm", escape_name(e.comm)},
+        {"path", escape_name(e.path)},
+        {"path_as_given", escape_name(e.path_as_given)},
         {"path_truncated", e.path_truncated},
         {"result", e.result},
         {"mode", std::string(mode_name(e.mode))},
-        {"unit", e.unit},
+        {"unit", escape_name(e.unit)},
         {"op", e.op},
     };
 }
@@ -61,12 +63,12 @@ nlohmann::json process_json(const ProcessStats& p)
     return {
         {"pid", p.pid},
         {"uid", p.uid},
-        {"comm", p.comm},
+        {"comm", escape_name(p.comm)},
         {"deletes", p.deletes},
         {"failures", p.failures},
         {"first_usec", p.first_usec},
         {"last_usec", p.last_usec},
-        {"unit", p.unit},
+        {"unit", escape_name(p.unit)},
     };
 }
 

@@ -1,5 +1,7 @@
 // How events and summaries are written: the journal MESSAGE line (spec
-// section 5), and the JSON objects of `unlinkd --foreground --json`. Pure.
+// section 5), and the JSON objects of `unlinkd --foreground --json`. Names
+// (comm, paths, units) are escaped (escape.h): every line is one line of
+// valid UTF-8 whatever the names hold. Pure.
 #pragma once
 
 #include <string>

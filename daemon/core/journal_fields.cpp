@@ -1,5 +1,6 @@
 #include "journal_fields.h"
 
+#include "escape.h"
 #include "format.h"
 
 namespace unlinkd {
@@ -42,7 +43,7 @@ std::vector<std::string> summary_fields(const Totals& now, const Totals& before,
     std::uint64_t failures = now.failures - before.failures;
     std::string busiest;
     for (const auto& p : top)
-        busiest += (busiest.empty() ? "; busiest: " : ", ") + p.comm + "[" + std::to_string(p.pid) + "] " +
+        busiest += (busiest.empty() ? "; busiest: " : ", ") + escape_name(p.comm) + "[" + std::to_string(p.pid) + "] " +
                    std::to_string(p.deletes);
     return {
         "MESSAGE=" + std::to_string(deletes) + " deletions and " + std::to_string(failures) +
