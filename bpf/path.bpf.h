@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Absolute path: resolve the directory, join the name, normalise. build_path
+ * turns the name a deletion was given (relative to a dfd or the cwd, with
+ * "." and "..") into the absolute path in s->path, walking dentries and
+ * mounts up to the root with bpf_loop. Part of unlinkd.bpf.c: included after
+ * its maps, it uses the `scratch` map (get_scratch) and AT_FDCWD from there.
+ */
+#ifndef UNLINKD_PATH_BPF_H
+#define UNLINKD_PATH_BPF_H
+
+#include "scratch.bpf.h"
+
+static __always_inline struct mount *real_mount(struct vfsmount *vfsmnt)
+{
+	return (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+}
+
+struct walk_ctx {
+	struct dentry *dentry;
+	struct mount *mnt;
+	__u32 depth;
+	int done;
+};
+
+/* One step up from a dentry: to its parent, or across a mount to the
+ * mountpoint. Stops at the root of the mount tree. */
+static long walk_up(__u32 i, struct walk_ctx *c)
+{
+	struct scratch *s = get_scratch();
+	/* Locals, not c->...: BPF_CORE_READ relocates its whole argument
+	 * expression, and walk_ctx is not a kernel type. */
+	struct dentry *d = c->dentry, *up;
+	struct mount *mnt = c->mnt, *parent;
+
+	if (!s)
+		return 1;
+	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
+		parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (!parent || parent == mnt) {
+			c->done = 1;
+			return 1;
+		}
+		c->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		c->mnt = parent;
+		return 0;
+	}
+	up = BPF_CORE_READ(d, d_parent);
+	if (!up || up == d) { /* root of a detached tree */
+		c->done = 1;
+		return 1;
+	}
+	if (c->depth >= UNLINKD_MAX_DIR_DEPTH)
+		return 1;
+	s->dentries[c->depth & (UNLINKD_MAX_DIR_DEPTH - 1)] = (__u64)d;
+	c->depth++;
+	c->dentry = up;
+	return 0;
+}
+
+/* Appends "/" + n bytes at src to s->path, remembering where the component
+ * starts so ".." can drop it. Returns 1 when it does not fit. */
+static __always_inline int push_component(struct scratch *s, const void *src, __u32 n)
+{
+	__u32 len = s->path_len;
+
+	if (n > UNLINKD_PATH_MAX || len + 1 + n > UNLINKD_PATH_MAX ||
+	    s->n_components >= UNLINKD_MAX_COMPONENTS) {
+		s->flags |= UNLINKD_EVENT_PATH_UNRESOLVED;
+		return 1;
+	}
+	s->starts[s->n_components & (UNLINKD_MAX_COMPONENTS - 1)] = len;
+	s->n_components++;
+	s->path[len & OFF_MASK] = '/';
+	/* The compiler knows n <= 4095 already and would drop the mask the
+	 * verifier needs to see. */
+	barrier_var(n);
+	bpf_probe_read_kernel(&s->path[(len + 1) & OFF_MASK], n & OFF_MASK, src);
+	s->path_len = len + 1 + n;
+	return 0;
+}
+
+static long append_dir_component(__u32 i, void *unused)
+{
+	struct scratch *s = get_scratch();
+	struct dentry *d;
+
+	if (!s || i >= s->dir_depth)
+		return 1;
+	d = (void *)s->dentries[(s->dir_depth - 1 - i) & (UNLINKD_MAX_DIR_DEPTH - 1)];
+	return push_component(s, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len));
+}
+
+struct norm_ctx {
+	__u32 given_len;
+	__u32 comp_start;
+};
+
+/* Called for every byte of the given name and once past its end: at each
+ * '/' or the end, the component before it is dropped ("" and "."), pops the
+ * last one (".."), or is appended. */
+static long normalise_step(__u32 i, struct norm_ctx *c)
+{
+	struct scratch *s = get_scratch();
+	__u32 start, n;
+
+	if (!s)
+		return 1;
+	if (i < c->given_len && s->data[i & OFF_MASK] != '/')
+		return 0;
+	start = c->comp_start;
+	n = i - start;
+	c->comp_start = i + 1;
+	if (n == 0 || (n == 1 && s->data[start & OFF_MASK] == '.'))
+		return i >= c->given_len;
+	if (n == 2 && s->data[start & OFF_MASK] == '.' && s->data[(start + 1) & OFF_MASK] == '.') {
+		if (s->n_components > 0) {
+			s->n_components--;
+			s->path_len = s->starts[s->n_components & (UNLINKD_MAX_COMPONENTS - 1)];
+		}
+		return i >= c->given_len;
+	}
+	if (push_component(s, &s->data[start & OFF_MASK], n))
+		return 1;
+	return i >= c->given_len;
+}
+
+/* Reads the name as the caller passed it into s->data[0..]. */
+static __always_inline __u32 read_given(struct scratch *s, const void *name, bool user)
+{
+	long n;
+
+	if (user) {
+		n = bpf_probe_read_user_str(s->data, UNLINKD_PATH_MAX + 1, name);
+	} else {
+		const char *str = BPF_CORE_READ((struct filename *)name, name);
+
+		n = bpf_probe_read_kernel_str(s->data, UNLINKD_PATH_MAX + 1, str);
+	}
+	if (n <= 0) {
+		s->flags |= UNLINKD_EVENT_NAME_TRUNCATED | UNLINKD_EVENT_PATH_UNRESOLVED;
+		return 0;
+	}
+	return (__u32)(n - 1) & OFF_MASK;
+}
+
+/* Builds the absolute path of the name at `name` relative to `dfd` into
+ * s->path; sets UNLINKD_EVENT_PATH_UNRESOLVED (and path_len 0) on failure. */
+static __always_inline __u32 build_path(struct scratch *s, struct task_struct *task, int dfd,
+					const void *name, bool user)
+{
+	struct walk_ctx walk = {};
+	struct norm_ctx norm = {};
+	struct vfsmount *vfsmnt;
+	struct dentry *dentry;
+	__u32 given_len;
+
+	s->path_len = 0;
+	s->n_components = 0;
+	s->dir_depth = 0;
+	given_len = read_given(s, name, user);
+	if (!given_len)
+		goto unresolved;
+
+	if (s->data[0] == '/') {
+		vfsmnt = BPF_CORE_READ(task, fs, root.mnt);
+		dentry = BPF_CORE_READ(task, fs, root.dentry);
+	} else if (dfd == AT_FDCWD) {
+		vfsmnt = BPF_CORE_READ(task, fs, pwd.mnt);
+		dentry = BPF_CORE_READ(task, fs, pwd.dentry);
+	} else {
+		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+		struct file **fds = BPF_CORE_READ(fdt, fd);
+		struct file *f = NULL;
+
+		if (dfd < 0 || (__u32)dfd >= BPF_CORE_READ(fdt, max_fds))
+			goto unresolved;
+		bpf_probe_read_kernel(&f, sizeof(f), &fds[dfd]);
+		if (!f)
+			goto unresolved;
+		vfsmnt = BPF_CORE_READ(f, f_path.mnt);
+		dentry = BPF_CORE_READ(f, f_path.dentry);
+	}
+	if (!vfsmnt || !dentry)
+		goto unresolved;
+
+	walk.dentry = dentry;
+	walk.mnt = real_mount(vfsmnt);
+	bpf_loop(2 * UNLINKD_MAX_DIR_DEPTH, walk_up, &walk, 0);
+	if (!walk.done)
+		goto unresolved;
+	s->dir_depth = walk.depth;
+	bpf_loop(UNLINKD_MAX_DIR_DEPTH, append_dir_component, NULL, 0);
+
+	norm.given_len = given_len;
+	bpf_loop(given_len + 1, normalise_step, &norm, 0);
+	if (s->flags & UNLINKD_EVENT_PATH_UNRESOLVED)
+		goto unresolved;
+	if (s->path_len == 0) {
+		s->path[0] = '/';
+		s->path_len = 1;
+	}
+	return given_len;
+
+unresolved:
+	s->flags |= UNLINKD_EVENT_PATH_UNRESOLVED;
+	s->path_len = 0;
+	return given_len;
+}
+
+#endif /* UNLINKD_PATH_BPF_H */
