@@ -194,8 +194,11 @@ public:
             return;
         }
         std::string filters;
-        for (const auto& f : s["filters"])
-            filters += (filters.empty() ? "" : " ") + f.get<std::string>();
+        for (const auto& f : s["filters"]) {
+            if (!filters.empty())
+                filters += ' ';
+            filters += f.get<std::string>();  // not ("" or " ") + f: GCC PR 105651
+        }
         std::cout << "unlinkd " << s["version"].get<std::string>() << "\n"
                   << "attach mode:       " << s["attach_mode"].get<std::string>() << " (requested "
                   << s["requested_attach_mode"].get<std::string>() << ")\n"

@@ -386,18 +386,23 @@ void Manager::reload()
             spdlog::error("reload: cannot install the filters: {}", s.error().message);
     std::string from = "mode from the " + std::string(effective.mode_from) + ", filters from the " +
                        effective.filters_from;
-    auto done = [this, from](const Result<Mode>& r) {
-        if (!r)
-            spdlog::error("reload: cannot switch mode, staying in {}: {}", mode_name(engine_->attached_mode()),
-                          r.error().message);
-        spdlog::info("configuration reloaded from {} ({})", config_path_, from);
-        update_status();
-        notify("READY=1");
-    };
-    if (effective.mode == engine_->requested_mode())
-        done(engine_->attached_mode());
-    else
-        set_mode(effective.mode, Origin::reload, done);  // READY=1 once the switch is complete
+    if (effective.mode == engine_->requested_mode()) {
+        reload_complete(from, nullptr);
+        return;
+    }
+    // READY=1 once the switch is complete.
+    set_mode(effective.mode, Origin::reload,
+             [this, from](const Result<Mode>& r) { reload_complete(from, r ? nullptr : &r.error()); });
+}
+
+void Manager::reload_complete(const std::string& from, const Error* switch_error)
+{
+    if (switch_error)
+        spdlog::error("reload: cannot switch mode, staying in {}: {}", mode_name(engine_->attached_mode()),
+                      switch_error->message);
+    spdlog::info("configuration reloaded from {} ({})", config_path_, from);
+    update_status();
+    notify("READY=1");
 }
 
 // ---- publishing ----

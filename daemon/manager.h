@@ -108,6 +108,7 @@ private:
     void start_next_switch();
     void finish_switch(const Result<Mode>& result);
     void save_runtime_change(Field field);
+    void reload_complete(const std::string& from, const Error* switch_error);
     void schedule_standbys();
 
     void update_status(const std::string& prefix = {});

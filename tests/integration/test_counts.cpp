@@ -14,6 +14,19 @@
 using namespace unlinkd;
 using namespace unlinkd::test;
 
+namespace {
+
+// "r3": appended, not "r" + std::to_string(i), which GCC 12 -O3 warns about
+// falsely (-Wrestrict, GCC PR 105651).
+std::string numbered(const char* prefix, int i)
+{
+    std::string name = prefix;
+    name += std::to_string(i);
+    return name;
+}
+
+}  // namespace
+
 TEST_CASE("absolute, cwd-relative and dirfd-relative deletions: exact counts and resolved paths", "[counts]")
 {
     for (Mode mode : test_modes()) {
@@ -151,7 +164,7 @@ TEST_CASE("a reused pid is counted as a new process", "[counts]")
         {
             Scratch s;
             for (int i = 0; i < 5; ++i)
-                s.create("r" + std::to_string(i));
+                s.create(numbered("r", i));
             auto t = start_engine(mode);
             pid_t first = run_child({"ulk-reuse"}, [&]() {
                 return unlink(s.path("r0").c_str()) || unlink(s.path("r1").c_str()) ? 1 : 0;
@@ -165,7 +178,7 @@ TEST_CASE("a reused pid is counted as a new process", "[counts]")
                     if (getpid() != first)
                         return 7;
                     for (int i = 2; i < 5; ++i)
-                        if (unlink(s.path("r" + std::to_string(i)).c_str()))
+                        if (unlink(s.path(numbered("r", i)).c_str()))
                             return 1;
                     return 0;
                 });
@@ -193,12 +206,12 @@ TEST_CASE("counting without streaming needs no ring buffer and stays exact", "[c
         {
             Scratch s;
             for (int i = 0; i < 10; ++i)
-                s.create("q" + std::to_string(i));
+                s.create(numbered("q", i));
             auto t = start_engine(mode, {}, false);
             auto before = t->engine->totals();
             pid_t pid = run_child({"ulk-quiet"}, [&]() {
                 for (int i = 0; i < 10; ++i)
-                    if (unlink(s.path("q" + std::to_string(i)).c_str()))
+                    if (unlink(s.path(numbered("q", i)).c_str()))
                         return 1;
                 return unlink(s.path("q0").c_str()) == -1 ? 0 : 2;
             });
