@@ -66,17 +66,11 @@ fi
 # daemon's default configuration writes to a real journal (the machine may
 # run none, and its own journal, if any, is left alone).
 if [ -n "${exec_in_ns:-}" ]; then
-  mountpoint -q /run || mount --bind /run /run
-  mount -t tmpfs -o mode=755 tmpfs /run/systemd
-  mount -t tmpfs -o mode=755 tmpfs /run/log
-  mkdir -p /run/systemd/journald.conf.d
-  # volatile: the journal lives in /run/log (tmpfs); no kernel messages.
+  # shellcheck source-path=SCRIPTDIR source=../tests/lib/check.sh
+  . "$SRC/tests/lib/check.sh"
   # journald's own rate limit stays at its default, as on a real system.
-  printf '[Journal]\nStorage=volatile\nReadKMsg=no\n' > /run/systemd/journald.conf.d/50-bench.conf
-  /lib/systemd/systemd-journald & JPID=$!
-  trap 'kill "$JPID" 2>/dev/null; wait "$JPID" 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
-  [ -S /run/systemd/journal/socket ] || { echo "run.sh: the private journald did not start" >&2; exit 1; }
+  trap stop_private_journald EXIT
+  start_private_journald
   bash "$SRC/bench/driver.sh" "$BUILD" "$SRC" "$BENCH_WORK"
   echo "bench: journal entries written during the run: $(journalctl -q -o cat MESSAGE_ID=1e7a225fb4ed478abe629f4b6b6823ec | wc -l)" >&2
   exit 0
@@ -113,7 +107,7 @@ mkdir -p "$BENCH_WORK"
 COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 # bench/ itself changes while the harness is developed; anything else
 # uncommitted means the figures are not of that commit.
-if ! git -C "$SRC" diff --quiet HEAD -- . ':!bench' ':!tests/vm' 2>/dev/null; then COMMIT="$COMMIT+dirty"; fi
+if ! git -C "$SRC" diff --quiet HEAD -- . ':!bench' ':!tests/vm' ':!tests/lib' 2>/dev/null; then COMMIT="$COMMIT+dirty"; fi
 label=host; [ -z "$GUEST" ] || label=guest
 echo "bench: $label, commit $COMMIT, $BENCH_PAIRS pairs of $BENCH_COUNT deletes; work dir $BENCH_WORK"
 rc=0

@@ -477,7 +477,7 @@ stage_bench_rootfs() {
   for f in "$SOURCE_DIR"/bench/*.sh; do
     install -D -m755 "$f" "$s$b/src/bench/$(basename "$f")"
   done
-  for f in dbus/org.unlinkd.Unlinkd1.conf tests/dbus/private-bus.sh tests/dbus/system-bus.conf.in; do
+  for f in dbus/org.unlinkd.Unlinkd1.conf tests/lib/check.sh tests/dbus/system-bus.conf.in; do
     install -D -m644 "$SOURCE_DIR/$f" "$s$b/src/$f"
   done
   if chroot "$s" sh -c "ldd $b/build/daemon/unlinkd $b/build/bench/top_latency" | grep 'not found'; then
