@@ -349,8 +349,13 @@ stage_full_rootfs() {
     die "guest rootfs lacks shared libraries of $daemon: add their Debian packages to ROOTFS_PACKAGES"
   fi
 
-  install -D -m755 "$HERE/guest-full-checks.sh" "$s/usr/local/lib/unlinkd-vm/guest-full-checks.sh"
-  install -D -m755 "$HERE/../systemd/service-checks.sh" "$s/usr/local/lib/unlinkd-vm/service-checks.sh"
+  # The check scripts and the library they source, in the layout of tests/
+  # (each finds the others relative to itself).
+  local f
+  for f in vm/guest-full-checks.sh systemd/service-checks.sh; do
+    install -D -m755 "$HERE/../$f" "$s/usr/local/lib/unlinkd-vm/$f"
+  done
+  install -D -m644 "$HERE/../lib/check.sh" "$s/usr/local/lib/unlinkd-vm/lib/check.sh"
   cat > "$s/etc/unlinkd-vm.env" <<EOF
 UNLINKD_DAEMON=$daemon
 UNLINKD_VM_MODES="$MODES"
@@ -393,7 +398,7 @@ After=multi-user.target
 Type=oneshot
 ExecStart=/usr/bin/systemd-run --no-block --unit=unlinkd-vm-checks --collect \
   --property=FailureAction=poweroff-force \
-  /usr/local/lib/unlinkd-vm/guest-full-checks.sh
+  /usr/local/lib/unlinkd-vm/vm/guest-full-checks.sh
 
 [Install]
 WantedBy=multi-user.target
