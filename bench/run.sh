@@ -112,12 +112,21 @@ label=host; [ -z "$GUEST" ] || label=guest
 echo "bench: $label, commit $COMMIT, $BENCH_PAIRS pairs of $BENCH_COUNT deletes; work dir $BENCH_WORK"
 rc=0
 if [ -n "$GUEST" ]; then
-  # The kernel, rootfs (with bpftrace and auditd) and qemu plumbing of the
-  # vm suite; the driver's BENCH_* knobs travel into the guest.
-  UNLINKD_VM_STEPS=bench UNLINKD_VM_MEM=${UNLINKD_VM_MEM:-4G} \
+  # The kernel, rootfs and qemu plumbing of the vm suite's "guest" step;
+  # what goes into the guest is bench/stage-guest.sh's (the binaries, the
+  # scripts, the driver's BENCH_* knobs), plus the tools unlinkd is compared
+  # with. guest-bench.sh prints the driver's raw.jsonl on the console.
+  # UNLINKD_VM_BENCH_TIMEOUT: seconds the guest may take (default 7200).
+  guest_log=$BUILD/tests/vm/bench-guest.log
+  rm -f "$guest_log"
+  UNLINKD_VM_STEPS=guest UNLINKD_VM_GUEST_NAME=bench UNLINKD_VM_GUEST_PACKAGES=bpftrace,auditd \
+  UNLINKD_VM_GUEST_STAGE="$SRC/bench/stage-guest.sh" \
+  UNLINKD_VM_GUEST_RUN=/opt/unlinkd-bench/src/bench/guest-bench.sh \
+  UNLINKD_VM_GUEST_TIMEOUT=${UNLINKD_VM_BENCH_TIMEOUT:-7200} UNLINKD_VM_MEM=${UNLINKD_VM_MEM:-4G} \
     "$SRC/tests/vm/run-vm-suite.sh" "$BUILD" "$SRC" > "$BENCH_WORK/vm.log" 2>&1 || rc=$?
   grep -E '^(VMSUITE|VMBENCH (KERNEL|RESULT))|^bench: ' "$BENCH_WORK/vm.log" | tail -40 || true
-  cp "$BUILD/tests/vm/bench-raw.jsonl" "$BENCH_WORK/raw.jsonl" 2>/dev/null || true
+  sed -n 's/^VMBENCH RAW //p' "$guest_log" > "$BENCH_WORK/raw.jsonl" 2>/dev/null || true
+  echo "bench: guest: $(wc -l < "$BENCH_WORK/raw.jsonl") result lines (console: $guest_log)"
 else
   unshare --mount --propagation private "$0" --in-namespace --build-dir "$BUILD" \
     ${QUICK:+--quick} --pairs "$BENCH_PAIRS" || rc=$?
