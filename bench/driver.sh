@@ -2,9 +2,9 @@
 # The measurements of bench/run.sh, without setup: runs the interleaved
 # overhead comparisons and the daemon figures, writes one JSON line per
 # result to OUT/raw.jsonl. bench/run.sh runs it on the host (with a private
-# journald), tests/vm/run-vm-suite.sh's bench step inside the qemu guest
-# (with the guest's own journald). bench/report.py turns raw.jsonl into the
-# tables and the chart.
+# journald), bench/run.sh --guest inside the qemu guest (with the guest's
+# own journald). bench/report.py turns raw.jsonl into the tables and the
+# chart.
 #
 #   driver.sh BIN_ROOT SOURCE_DIR OUT_DIR     (as root)
 #
