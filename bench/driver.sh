@@ -2,9 +2,9 @@
 # The measurements of bench/run.sh, without setup: runs the interleaved
 # overhead comparisons and the daemon figures, writes one JSON line per
 # result to OUT/raw.jsonl. bench/run.sh runs it on the host (with a private
-# journald), tests/vm/run-vm-suite.sh's bench step inside the qemu guest
-# (with the guest's own journald). bench/report.py turns raw.jsonl into the
-# tables and the chart.
+# journald), bench/run.sh --guest inside the qemu guest (with the guest's
+# own journald). bench/report.py turns raw.jsonl into the tables and the
+# chart.
 #
 #   driver.sh BIN_ROOT SOURCE_DIR OUT_DIR     (as root)
 #
@@ -26,6 +26,10 @@
 #   BENCH_SWITCHES        SetAttachMode calls of the mode-switch part (6)
 #   BENCH_VARIANTS        only these comparisons (names as in raw.jsonl), for debugging
 set -Eeuo pipefail   # -E: the ERR trap below reports failures inside functions too
+# wait_for, process_gone, the private bus: the tests' shared helpers
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/check.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/lib/check.sh"
+WAIT_FOR_INTERVAL=0.05   # attach times are measured through these waits
 
 BIN_ROOT=$(realpath "$1"); SRC=$(realpath "$2"); OUT=$(realpath -m "$3")
 UNLINKD=$BIN_ROOT/daemon/unlinkd
@@ -85,7 +89,7 @@ cleanup() {
   local p
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   ! declare -F stop_tracer >/dev/null || stop_tracer || true
-  [ -z "$BUS_PID" ] || { kill "$BUS_PID" 2>/dev/null; wait "$BUS_PID" 2>/dev/null || true; }
+  stop_private_bus
   umount "$T/files" 2>/dev/null || true
   rm -rf "$T" "$UNLINKD_PIN_DIR"
   exit "$rc"
@@ -118,14 +122,6 @@ bus_process_counts() {
     | jq -r --argjson pid "$1" '[.data[0][] | select(.[0] == $pid)] | if length == 0 then "0 0" else "\(.[0][3]) \(.[0][4])" end'
 }
 
-wait_for() { # SECONDS COMMAND...: poll until COMMAND succeeds
-  local deadline=$(( $(date +%s) + $1 )); shift
-  until "$@"; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
-
 new_files_dir() {
   umount "$T/files" 2>/dev/null || true
   mkdir -p "$T/files"
@@ -145,7 +141,6 @@ getppid_run() { "$GETPPID" --calls "$GETPPID_CALLS"; }
 # A private system-type dbus-daemon with the project's bus policy (the
 # tests' helper): the daemon's D-Bus side runs against a real bus with real
 # access rules, and the machine's own bus, if any, is left alone.
-. "$SRC/tests/dbus/private-bus.sh"
 start_bus() { start_private_bus "$T/bus" "$SRC"; }
 
 # ------------------------------------------------------- tracers: start ---
@@ -266,7 +261,6 @@ auditd_ready() { ! kill -0 "$TR_PID" 2>/dev/null || [ "$(audit_status pid)" = "$
 audit_status() { auditctl -s | awk -v k="$1" '$1 == k {print $2}'; }
 
 # -------------------------------------------------------- tracers: stop ---
-tracer_gone() { ! kill -0 "$TR_PID" 2>/dev/null; }
 stop_tracer() {
   [ -n "$TR_PID" ] || return 0
   if [ "$TR_KIND" = auditd ]; then
@@ -285,7 +279,7 @@ stop_tracer() {
   local sig=TERM; [ "$TR_KIND" = bpftrace ] && sig=INT
   kill -s "$sig" "$TR_PID" 2>/dev/null || true
   TR_KILLED=
-  if ! wait_for "$ATTACH_TIMEOUT" tracer_gone; then
+  if ! wait_for "$ATTACH_TIMEOUT" process_gone "$TR_PID"; then
     log "$TR_KIND (pid $TR_PID) did not stop in ${ATTACH_TIMEOUT} s; killing it"
     kill -KILL "$TR_PID" 2>/dev/null || true
     TR_KILLED=1

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs inside the qemu guest of `tests/vm/run-vm-suite.sh` (step "bench",
+# Runs inside the qemu guest of `tests/vm/run-vm-suite.sh` (step "guest",
 # started by `bench/run.sh --guest`): Debian 12's stock kernel, systemd as
 # PID 1 with its own journald, where fentry and kprobe load. Runs
 # bench/driver.sh on the binaries copied to /opt/unlinkd-bench and reports

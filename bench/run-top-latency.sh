@@ -5,21 +5,21 @@
 set -euo pipefail
 BUILD=$(realpath "${1:-build}")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-. "$SRC/tests/dbus/private-bus.sh"
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/check.sh
+. "$SRC/tests/lib/check.sh"
 T=$(mktemp -d /tmp/unlinkd-bench-XXXXXX)
-DAEMON=''
-# shellcheck disable=SC2034  # set by start_private_bus, read by stop_private_bus
-BUS_PID=''
 # Waits for the daemon to be gone (detached) before the caller goes on.
 cleanup() {
-  [ -z "$DAEMON" ] || { kill "$DAEMON" 2>/dev/null; wait "$DAEMON" 2>/dev/null || true; }
-  stop_private_bus || true
+  daemon_stop || true
+  stop_private_bus
   umount "$T/files" 2>/dev/null || true; rm -rf "$T"
 }
 trap cleanup EXIT
 mkdir -p "$T/files"
 mount -t tmpfs tmpfs "$T/files"
 start_private_bus "$T/bus" "$SRC"
-"$BUILD/daemon/unlinkd" --foreground --bus-address="$BUS" --filter=comm=top_latency >/dev/null 2>"$T/daemon.log" & DAEMON=$!
-for _ in $(seq 200); do grep -q "owning" "$T/daemon.log" && break; sleep 0.05; done
+daemon_start "$T/daemon.log" "$BUILD/daemon/unlinkd" --foreground --bus-address="$BUS" --filter=comm=top_latency >/dev/null
+# At most 10 s, then on regardless: top_latency itself waits until the daemon
+# tracks its processes.
+daemon_wait_log 10 "$T/daemon.log" "owning" || true
 "$BUILD/bench/top_latency" "$BUS" "$T/files" --processes 10000 --calls 200

@@ -66,17 +66,11 @@ fi
 # daemon's default configuration writes to a real journal (the machine may
 # run none, and its own journal, if any, is left alone).
 if [ -n "${exec_in_ns:-}" ]; then
-  mountpoint -q /run || mount --bind /run /run
-  mount -t tmpfs -o mode=755 tmpfs /run/systemd
-  mount -t tmpfs -o mode=755 tmpfs /run/log
-  mkdir -p /run/systemd/journald.conf.d
-  # volatile: the journal lives in /run/log (tmpfs); no kernel messages.
+  # shellcheck source-path=SCRIPTDIR source=../tests/lib/check.sh
+  . "$SRC/tests/lib/check.sh"
   # journald's own rate limit stays at its default, as on a real system.
-  printf '[Journal]\nStorage=volatile\nReadKMsg=no\n' > /run/systemd/journald.conf.d/50-bench.conf
-  /lib/systemd/systemd-journald & JPID=$!
-  trap 'kill "$JPID" 2>/dev/null; wait "$JPID" 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
-  [ -S /run/systemd/journal/socket ] || { echo "run.sh: the private journald did not start" >&2; exit 1; }
+  trap stop_private_journald EXIT
+  start_private_journald
   bash "$SRC/bench/driver.sh" "$BUILD" "$SRC" "$BENCH_WORK"
   echo "bench: journal entries written during the run: $(journalctl -q -o cat MESSAGE_ID=1e7a225fb4ed478abe629f4b6b6823ec | wc -l)" >&2
   exit 0
@@ -113,17 +107,26 @@ mkdir -p "$BENCH_WORK"
 COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 # bench/ itself changes while the harness is developed; anything else
 # uncommitted means the figures are not of that commit.
-if ! git -C "$SRC" diff --quiet HEAD -- . ':!bench' ':!tests/vm' 2>/dev/null; then COMMIT="$COMMIT+dirty"; fi
+if ! git -C "$SRC" diff --quiet HEAD -- . ':!bench' ':!tests/vm' ':!tests/lib' 2>/dev/null; then COMMIT="$COMMIT+dirty"; fi
 label=host; [ -z "$GUEST" ] || label=guest
 echo "bench: $label, commit $COMMIT, $BENCH_PAIRS pairs of $BENCH_COUNT deletes; work dir $BENCH_WORK"
 rc=0
 if [ -n "$GUEST" ]; then
-  # The kernel, rootfs (with bpftrace and auditd) and qemu plumbing of the
-  # vm suite; the driver's BENCH_* knobs travel into the guest.
-  UNLINKD_VM_STEPS=bench UNLINKD_VM_MEM=${UNLINKD_VM_MEM:-4G} \
+  # The kernel, rootfs and qemu plumbing of the vm suite's "guest" step;
+  # what goes into the guest is bench/stage-guest.sh's (the binaries, the
+  # scripts, the driver's BENCH_* knobs), plus the tools unlinkd is compared
+  # with. guest-bench.sh prints the driver's raw.jsonl on the console.
+  # UNLINKD_VM_BENCH_TIMEOUT: seconds the guest may take (default 7200).
+  guest_log=$BUILD/tests/vm/bench-guest.log
+  rm -f "$guest_log"
+  UNLINKD_VM_STEPS=guest UNLINKD_VM_GUEST_NAME=bench UNLINKD_VM_GUEST_PACKAGES=bpftrace,auditd \
+  UNLINKD_VM_GUEST_STAGE="$SRC/bench/stage-guest.sh" \
+  UNLINKD_VM_GUEST_RUN=/opt/unlinkd-bench/src/bench/guest-bench.sh \
+  UNLINKD_VM_GUEST_TIMEOUT=${UNLINKD_VM_BENCH_TIMEOUT:-7200} UNLINKD_VM_MEM=${UNLINKD_VM_MEM:-4G} \
     "$SRC/tests/vm/run-vm-suite.sh" "$BUILD" "$SRC" > "$BENCH_WORK/vm.log" 2>&1 || rc=$?
   grep -E '^(VMSUITE|VMBENCH (KERNEL|RESULT))|^bench: ' "$BENCH_WORK/vm.log" | tail -40 || true
-  cp "$BUILD/tests/vm/bench-raw.jsonl" "$BENCH_WORK/raw.jsonl" 2>/dev/null || true
+  sed -n 's/^VMBENCH RAW //p' "$guest_log" > "$BENCH_WORK/raw.jsonl" 2>/dev/null || true
+  echo "bench: guest: $(wc -l < "$BENCH_WORK/raw.jsonl") result lines (console: $guest_log)"
 else
   unshare --mount --propagation private "$0" --in-namespace --build-dir "$BUILD" \
     ${QUICK:+--quick} --pairs "$BENCH_PAIRS" || rc=$?

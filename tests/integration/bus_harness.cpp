@@ -1,17 +1,16 @@
 #include "bus_harness.h"
 
 #include <catch2/catch.hpp>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <thread>
+#include <vector>
+
+#include "harness.h"
 
 namespace unlinkd::test {
 
@@ -45,40 +44,23 @@ PrivateSystemBus::PrivateSystemBus(const std::string& policy_file, bool start_no
 
 void PrivateSystemBus::start()
 {
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-        std::string log = dir_ + "/bus.log";
-        freopen(log.c_str(), "w", stderr);
-        freopen("/dev/null", "w", stdout);
-        std::string conf = "--config-file=" + dir_ + "/system-bus.conf";
-        execlp("dbus-daemon", "dbus-daemon", conf.c_str(), "--nofork", "--nopidfile", nullptr);
-        _exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (access((dir_ + "/system_bus_socket").c_str(), F_OK) != 0) {
-        int status;
-        REQUIRE(waitpid(pid_, &status, WNOHANG) == 0);  // dbus-daemon must not have exited
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    daemon_ = std::make_unique<Process>(
+        std::vector<std::string>{"dbus-daemon", "--config-file=" + dir_ + "/system-bus.conf", "--nofork", "--nopidfile"});
+    std::string socket = dir_ + "/system_bus_socket";
+    poll_until([&]() { return access(socket.c_str(), F_OK) == 0 || !daemon_->running(); }, std::chrono::seconds(10),
+               std::chrono::milliseconds(10));
+    INFO("dbus-daemon: " << daemon_->err());
+    REQUIRE(daemon_->running());  // dbus-daemon must not have exited
+    REQUIRE(access(socket.c_str(), F_OK) == 0);
 }
 
 PrivateSystemBus::~PrivateSystemBus()
 {
-    if (pid_ > 0) {
-        kill(pid_, SIGTERM);
-        waitpid(pid_, nullptr, 0);
-    }
+    daemon_.reset();  // stopped before its directory goes
     std::filesystem::remove_all(dir_);
 }
 
-std::string PrivateSystemBus::log() const
-{
-    std::ifstream in(dir_ + "/bus.log");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+// dbus-daemon writes rejected messages to its stderr.
+std::string PrivateSystemBus::log() const { return daemon_ ? daemon_->err() : std::string(); }
 
 }  // namespace unlinkd::test

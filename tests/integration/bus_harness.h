@@ -3,11 +3,12 @@
 // installed system bus would. For the D-Bus integration tests.
 #pragma once
 
-#include <sys/types.h>
-
+#include <memory>
 #include <string>
 
 namespace unlinkd::test {
+
+class Process;
 
 class PrivateSystemBus {
 public:
@@ -26,7 +27,7 @@ public:
 private:
     std::string dir_;
     std::string address_;
-    pid_t pid_ = -1;
+    std::unique_ptr<Process> daemon_;  // the dbus-daemon, once started
 };
 
 // Where the source tree's dbus/ directory is (for the policy and XML files).

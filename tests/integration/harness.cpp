@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -21,6 +22,48 @@
 #include "kernel/cgroup_units.h"
 
 namespace unlinkd::test {
+
+namespace {
+
+std::string read_file(const std::string& path)
+{
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// In the forked child about to exec the daemon: a state directory of its own
+// under the run's private one (main.cpp).
+void use_own_state_directory()
+{
+    const char* base = std::getenv("STATE_DIRECTORY");
+    if (base)
+        setenv("STATE_DIRECTORY", (std::string(base) + "/daemon-" + std::to_string(getpid())).c_str(), 1);
+}
+
+std::vector<std::string> daemon_argv(const std::vector<std::string>& args)
+{
+    const char* bin = std::getenv("UNLINKD_BIN");
+    REQUIRE(bin != nullptr);
+    std::vector<std::string> argv{bin};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+ProcessOptions with_own_state_directory(ProcessOptions options)
+{
+    options.before_exec = [then = std::move(options.before_exec)]() {
+        use_own_state_directory();
+        if (then)
+            then();
+    };
+    return options;
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+}  // namespace
 
 std::vector<Mode> test_modes()
 {
@@ -70,13 +113,6 @@ void Scratch::create(const std::string& name, mode_t mode) const
     int fd = open(path(name).c_str(), O_CREAT | O_WRONLY | O_TRUNC, mode);
     REQUIRE(fd >= 0);
     close(fd);
-}
-
-void use_own_state_directory()
-{
-    const char* base = std::getenv("STATE_DIRECTORY");
-    if (base)
-        setenv("STATE_DIRECTORY", (std::string(base) + "/daemon-" + std::to_string(getpid())).c_str(), 1);
 }
 
 pid_t spawn(const ChildOptions& o, const std::function<int()>& body)
@@ -242,6 +278,126 @@ std::size_t hand_over_now(BpfMaps& maps, std::unique_ptr<ModeAttachment>& curren
     while (!h.drained())
         std::this_thread::sleep_for(std::chrono::microseconds(200));
     return h.finish();
+}
+
+bool poll_until(const std::function<bool()>& done, std::chrono::milliseconds timeout, std::chrono::milliseconds every)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (done())
+            return true;
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(every);
+    }
+}
+
+Process::Process(const std::vector<std::string>& argv, ProcessOptions o)
+{
+    REQUIRE_FALSE(argv.empty());
+    char tmpl[] = "/tmp/unlinkd-process-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir_ = tmpl;
+    // Created here, as root: a child that switches to another uid still
+    // writes through the descriptors it inherited.
+    int out = open((dir_ + "/out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int err = open((dir_ + "/err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    REQUIRE(out >= 0);
+    REQUIRE(err >= 0);
+    std::vector<std::string> args = argv;  // the child's argv, built before the fork
+    std::vector<char*> cargv;
+    for (auto& a : args)
+        cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+        // Child: no Catch2 here, only exit codes.
+        dup2(out, 1);
+        dup2(err, 2);
+        for (auto& e : o.env)
+            putenv(e.data());  // o is the child's own copy: alive until exec
+        if (o.before_exec)
+            o.before_exec();
+        if (o.uid && (setgroups(0, nullptr) || setresgid(o.uid, o.uid, o.uid) || setresuid(o.uid, o.uid, o.uid)))
+            _exit(99);
+        execvp(cargv[0], cargv.data());
+        _exit(98);
+    }
+    close(out);
+    close(err);
+    REQUIRE(pid_ > 0);
+}
+
+Process::~Process()
+{
+    if (running())
+        stop(SIGTERM);
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+}
+
+std::string Process::out() const { return read_file(dir_ + "/out"); }
+std::string Process::err() const { return read_file(dir_ + "/err"); }
+
+bool Process::running()
+{
+    if (pid_ <= 0 || reaped_)
+        return false;
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == 0)
+        return true;
+    reaped_ = true;
+    status_ = r == pid_ ? exit_code(status) : -1;
+    return false;
+}
+
+bool Process::wait_for_text(const std::string& file, const std::string& needle, std::chrono::milliseconds timeout)
+{
+    auto has = [&]() { return read_file(dir_ + "/" + file).find(needle) != std::string::npos; };
+    // Whatever it wrote before exiting is in the file by then: one more look.
+    return poll_until([&]() { return has() || !running(); }, timeout) && has();
+}
+
+bool Process::wait_for_out(const std::string& needle, std::chrono::milliseconds timeout)
+{
+    return wait_for_text("out", needle, timeout);
+}
+
+bool Process::wait_for_err(const std::string& needle, std::chrono::milliseconds timeout)
+{
+    return wait_for_text("err", needle, timeout);
+}
+
+int Process::stop(int sig, std::chrono::milliseconds timeout)
+{
+    if (running()) {
+        if (sig)
+            kill(pid_, sig);
+        if (!poll_until([this]() { return !running(); }, timeout, std::chrono::milliseconds(10))) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+            reaped_ = true;
+            status_ = -2;
+        }
+    }
+    return status_;
+}
+
+CommandResult Process::finish(std::chrono::milliseconds timeout)
+{
+    int code = stop(0, timeout);
+    return CommandResult{code, out(), err()};
+}
+
+DaemonProcess::DaemonProcess(const std::vector<std::string>& args, ProcessOptions options)
+    : Process(daemon_argv(args), with_own_state_directory(std::move(options)))
+{
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, ProcessOptions options, std::chrono::milliseconds timeout)
+{
+    return Process(argv, std::move(options)).finish(timeout);
 }
 
 }  // namespace unlinkd::test

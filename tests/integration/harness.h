@@ -3,6 +3,7 @@
 // without root fails (it never skips).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -49,10 +50,6 @@ struct ChildOptions {
 // is body's return value. Returns the child's pid; wait with wait_child().
 pid_t spawn(const ChildOptions& options, const std::function<int()>& body);
 
-// In a forked child about to exec the daemon: a state directory of its own
-// under the run's private one (main.cpp), so filters one test sets over
-// D-Bus are not the next test's saved state.
-void use_own_state_directory();
 // Waits for `pid` and returns its exit code (-1 if it did not exit normally).
 int wait_child(pid_t pid);
 // spawn + wait; REQUIREs exit code 0 and returns the pid.
@@ -97,5 +94,85 @@ bool reap(pid_t pid, int& exit_code);
 
 // The cgroup v2 mount point; REQUIREs one.
 std::string cgroup2_root();
+
+// Checks `done` every `every` until it holds (true) or `timeout` has passed
+// (false); at least once.
+bool poll_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds every = std::chrono::milliseconds(50));
+
+struct ProcessOptions {
+    uid_t uid = 0;                      // run as this uid and gid, no supplementary groups (when non-zero)
+    std::vector<std::string> env;       // NAME=VALUE, set for the program
+    std::function<void()> before_exec;  // in the child, before the uid switch (e.g. unshare); may _exit()
+
+    static ProcessOptions as_uid(uid_t uid)
+    {
+        ProcessOptions o;
+        o.uid = uid;
+        return o;
+    }
+    static ProcessOptions with_before_exec(std::function<void()> f)
+    {
+        ProcessOptions o;
+        o.before_exec = std::move(f);
+        return o;
+    }
+};
+
+// What a one-shot command printed, and how it ended: its exit code, -1 if a
+// signal ended it, -2 if it did not end in time (then it was killed).
+struct CommandResult {
+    int code;
+    std::string out, err;
+};
+
+// A program (argv[0], searched in PATH) in a child process. Its stdout and
+// stderr go to files, read whenever asked: never to a pipe, where a daemon
+// printing a line per deletion would block once the pipe is full and nobody
+// reads. The process never outlives the object: the destructor stops it
+// (SIGTERM, so a daemon detaches and removes its pins; SIGKILL after 20 s),
+// on every way out of a test, a failed REQUIRE included.
+class Process {
+public:
+    explicit Process(const std::vector<std::string>& argv, ProcessOptions options = {});
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    pid_t pid() const { return pid_; }
+    std::string out() const;  // all it wrote to stdout so far
+    std::string err() const;  // ... and to stderr
+    // True until it exited (reaps it then; the exit status is kept for stop()).
+    bool running();
+    // Until the stream holds `needle` (true), or the process exited or
+    // `timeout` passed without it (false).
+    bool wait_for_out(const std::string& needle, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    bool wait_for_err(const std::string& needle, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // Sends `sig` (0: none, just wait) and waits up to `timeout` for the exit:
+    // the exit code, -1 if a signal ended it, -2 if it had to be killed.
+    int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    // For one-shot commands: waits for the exit (killed after `timeout`) and
+    // returns its code with everything it printed.
+    CommandResult finish(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+private:
+    bool wait_for_text(const std::string& file, const std::string& needle, std::chrono::milliseconds timeout);
+    std::string dir_;  // holds the files "out" and "err"
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int status_ = 0;
+};
+
+// The daemon under test, UNLINKD_BIN, with `args`, in a state directory of
+// its own under the run's private one (main.cpp), so filters one test sets
+// over D-Bus are not the next test's saved state.
+class DaemonProcess : public Process {
+public:
+    explicit DaemonProcess(const std::vector<std::string>& args, ProcessOptions options = {});
+};
+
+// Runs `argv` to its end (Process + finish()).
+CommandResult run_command(const std::vector<std::string>& argv, ProcessOptions options = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace unlinkd::test

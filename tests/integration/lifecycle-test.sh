@@ -19,14 +19,14 @@ set -uo pipefail
 BIN=$(realpath "$1"); STORM=$(realpath "$2"); SRC=$(realpath "$3"); UNIT=$(realpath "$4")
 T=$(mktemp -d /tmp/unlinkd-life-XXXXXX); chmod 755 "$T"
 export STATE_DIRECTORY=$T/state UNLINKD_PIN_DIR=/sys/fs/bpf/unlinkd-life-$$
-fail=0; DPID=; BUS_PID=; LPID=
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
-# wait_for SECONDS CONDITION
-wait_for() { local end=$((SECONDS + $1)); until eval "$2"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/check.sh"
+WAIT_FOR_INTERVAL=0.05
+LPID=
 cleanup() {
-  [ -z "$DPID" ] || { kill -9 "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
+  daemon_stop KILL
   [ -z "$LPID" ] || kill "$LPID" 2>/dev/null
-  type stop_private_bus >/dev/null 2>&1 && stop_private_bus
+  stop_private_bus
   rm -rf "$UNLINKD_PIN_DIR" "$T"
 }
 trap cleanup EXIT
@@ -34,16 +34,17 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 # ---- the unit, offline (unknown settings and capability names only warn,
 # or vanish, so the output must be empty and the set read back)
-check "systemd-analyze verify: no complaint" '[ -z "$(systemd-analyze verify --man=no "$UNIT" 2>&1 | grep -v "is not executable")" ]'
-check "capability bounding set: CAP_BPF CAP_PERFMON" '[ "$(sed -n "s/^CapabilityBoundingSet=//p" "$UNIT")" = "CAP_BPF CAP_PERFMON" ]'
+check "systemd-analyze verify: no complaint" eq "$(systemd-analyze verify --man=no "$UNIT" 2>&1 | grep -v "is not executable")" ""
+check "capability bounding set: CAP_BPF CAP_PERFMON" eq "$(sed -n "s/^CapabilityBoundingSet=//p" "$UNIT")" "CAP_BPF CAP_PERFMON"
 exposure=$(systemd-analyze security --offline=yes "$UNIT" 2>/dev/null | sed -n "s/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p")
 echo "exposure: $exposure"
-check "exposure 2.5 or less" 'awk -v e="$exposure" "BEGIN { exit !(e != \"\" && e <= 2.5) }"'
+check "exposure 2.5 or less" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
 
 # ---- a private system bus with the project's policy
-. "$SRC/tests/dbus/private-bus.sh"
 start_private_bus "$T/bus" "$SRC" || exit 1
 prop() { busctl --system get-property org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 "$1" 2>&1; }
+# filters_are RULE: the daemon's filter is RULE alone
+filters_are() { [ "$(prop Filters)" = "as 1 \"$1\"" ]; }
 
 # ---- a NOTIFY_SOCKET like systemd's: one line per datagram, fds counted and
 # closed at once (a kept fd would keep the daemon's probes attached).
@@ -62,17 +63,17 @@ while True:
         os.close(fd)
     print(data.decode().replace("\n", "|"), "FDS=%d" % len(fds))
 PY
-wait_for 5 '[ -S "$T/notify.sock" ]' || { echo "notify listener did not start"; exit 1; }
+wait_for 5 test -S "$T/notify.sock" || { echo "notify listener did not start"; exit 1; }
 
 # The daemon as systemd starts it: NOTIFY_SOCKET, WATCHDOG_USEC/PID, stderr.
 start_daemon() {
   : > "$T/daemon.err"
-  NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 \
-    sh -c 'export WATCHDOG_PID=$$; exec "$@"' sh "$BIN" --config="$T/unlinkd.json" "$@" 2>>"$T/daemon.err" &
-  DPID=$!
+  daemon_start "$T/daemon.err" env NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=400000 \
+    sh -c 'export WATCHDOG_PID=$$; exec "$@"' sh "$BIN" --config="$T/unlinkd.json" "$@"
 }
-stop_daemon() { kill -TERM "$DPID"; wait "$DPID"; local rc=$?; DPID=; return $rc; }
 notes() { grep -c -- "$1" "$T/notify.log"; }
+# more_notes PATTERN N: more than N notifications match PATTERN
+more_notes() { [ "$(notes "$1")" -gt "$2" ]; }
 
 cp /usr/bin/rm "$T/ulk-life"
 cat > "$T/unlinkd.json" <<'JSON'
@@ -82,42 +83,48 @@ JSON
 touch -d '1 hour ago' "$T/unlinkd.json"
 
 start_daemon
-check "READY=1 is sent" 'wait_for 60 "grep -q \"^READY=1\" \"$T/notify.log\""'
-check "the bus name answers when READY=1 has been sent" '[ "$(prop AttachMode)" = "s \"tracepoint\"" ]'
-check "READY=1 came after the probes attached and the name was owned" \
-  'grep -q "attached in tracepoint mode" "$T/daemon.err" && grep -q "owning org.unlinkd.Unlinkd1" "$T/daemon.err"'
-check "every map and link went to the fd store, unpolled" \
-  '[ "$(grep -c "^FDSTORE=1|FDPOLL=0|FDNAME=map-.* FDS=1" "$T/notify.log")" -ge 10 ] && [ "$(grep -c "^FDSTORE=1|FDPOLL=0|FDNAME=link-tracepoint-.* FDS=1" "$T/notify.log")" = 4 ]'
-check "WATCHDOG=1 comes from the loop" 'wait_for 3 "grep -q \"^WATCHDOG=1\" \"$T/notify.log\""'
+check "READY=1 is sent" wait_for 60 grep -q "^READY=1" "$T/notify.log"
+check "the bus name answers when READY=1 has been sent" eq "$(prop AttachMode)" 's "tracepoint"'
+attached_and_owned() { grep -q "attached in tracepoint mode" "$T/daemon.err" && grep -q "owning org.unlinkd.Unlinkd1" "$T/daemon.err"; }
+check "READY=1 came after the probes attached and the name was owned" attached_and_owned
+fd_store_complete() {
+  [ "$(grep -c "^FDSTORE=1|FDPOLL=0|FDNAME=map-.* FDS=1" "$T/notify.log")" -ge 10 ] &&
+    [ "$(grep -c "^FDSTORE=1|FDPOLL=0|FDNAME=link-tracepoint-.* FDS=1" "$T/notify.log")" = 4 ]
+}
+check "every map and link went to the fd store, unpolled" fd_store_complete
+check "WATCHDOG=1 comes from the loop" wait_for 3 grep -q "^WATCHDOG=1" "$T/notify.log"
 touch "$T/a" "$T/b"; (cd "$T" && ./ulk-life a "$T/b" && ./ulk-life missing 2>/dev/null)
 check "STATUS= gives the mode and exact totals" \
-  'wait_for 5 "grep -q \"^STATUS=tracepoint mode: 2 deletions, 1 failure, 2 processes FDS=0\" \"$T/notify.log\""'
+  wait_for 5 grep -q "^STATUS=tracepoint mode: 2 deletions, 1 failure, 2 processes FDS=0" "$T/notify.log"
 grep "^STATUS" "$T/notify.log" | tail -1
 
 # ---- reload
 reloads=$(notes "^RELOADING=1"); readies=$(notes "^READY=1")
 cp "$T/unlinkd.json" "$T/good.json"
 echo '{ "filters": ["comm=ulk-life"], "bogus": 1 }' > "$T/unlinkd.json"
-kill -HUP "$DPID"
-check "SIGHUP: RELOADING=1 then READY=1" 'wait_for 5 "[ \$(notes \"^READY=1\") -gt $readies ]" && [ "$(notes "^RELOADING=1")" -gt "$reloads" ]'
-check "a broken file on reload is logged by key" 'grep -q "reload failed, keeping the previous configuration.*\"bogus\": unknown key" "$T/daemon.err"'
-check "... and changes nothing" '[ "$(prop Filters)" = "as 1 \"comm=ulk-life\"" ] && kill -0 $DPID'
+kill -HUP "$DAEMON_PID"
+reloaded() { wait_for 5 more_notes "^READY=1" "$readies" && more_notes "^RELOADING=1" "$reloads"; }
+check "SIGHUP: RELOADING=1 then READY=1" reloaded
+check "a broken file on reload is logged by key" grep -q 'reload failed, keeping the previous configuration.*"bogus": unknown key' "$T/daemon.err"
+unchanged_and_running() { filters_are comm=ulk-life && kill -0 "$DAEMON_PID"; }
+check "... and changes nothing" unchanged_and_running
 echo '{ "filters": ["comm=ulk-life2"] }' > "$T/unlinkd.json"
-kill -HUP "$DPID"
-check "a good file on reload applies" 'wait_for 5 "[ \"\$(prop Filters)\" = \"as 1 \\\"comm=ulk-life2\\\"\" ]"'
+kill -HUP "$DAEMON_PID"
+check "a good file on reload applies" wait_for 5 filters_are comm=ulk-life2
 
 # ---- runtime state: D-Bus changes survive a restart until the file changes
 busctl --system call org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 SetFilters as 1 comm=ulk-state
-check "SetFilters is saved under STATE_DIRECTORY" 'grep -q "comm=ulk-state" "$STATE_DIRECTORY/state.json"'
-stop_daemon; rc=$?
-check "SIGTERM: STOPPING=1 and exit 0" '[ $rc = 0 ] && [ "$(notes "^STOPPING=1")" -ge 1 ]'
+check "SetFilters is saved under STATE_DIRECTORY" grep -q "comm=ulk-state" "$STATE_DIRECTORY/state.json"
+daemon_stop; rc=$?
+check "SIGTERM: STOPPING=1 and exit 0" test "$rc" = 0 -a "$(notes "^STOPPING=1")" -ge 1
 start_daemon
-wait_for 60 '[ "$(notes "^READY=1")" -gt 0 ] && prop Filters | grep -q "^as"'
-check "after a restart the saved filters are in force" 'wait_for 60 "[ \"\$(prop Filters)\" = \"as 1 \\\"comm=ulk-state\\\"\" ]"'
+ready_with_filters() { more_notes "^READY=1" 0 && prop Filters | grep -q "^as"; }
+wait_for 60 ready_with_filters
+check "after a restart the saved filters are in force" wait_for 60 filters_are comm=ulk-state
 touch "$T/unlinkd.json"
-kill -HUP "$DPID"
-check "an edited file wins over the saved state" 'wait_for 5 "[ \"\$(prop Filters)\" = \"as 1 \\\"comm=ulk-life2\\\"\" ]"'
-stop_daemon
+kill -HUP "$DAEMON_PID"
+check "an edited file wins over the saved state" wait_for 5 filters_are comm=ulk-life2
+daemon_stop
 
 # ---- broken configuration at start: exit 6, the message names the key
 bad_start() { # bad_start JSON EXPECTED_TEXT
@@ -125,12 +132,16 @@ bad_start() { # bad_start JSON EXPECTED_TEXT
   "$BIN" --foreground --config="$T/bad.json" 2>"$T/bad.err"; local rc=$?
   [ $rc = 6 ] && grep -qF -- "$2" "$T/bad.err" || { echo "  rc=$rc: $(cat "$T/bad.err")"; return 1; }
 }
-check "unknown key" 'bad_start "{\"max_journal\": 5}" "\"max_journal\": unknown key"'
-check "wrong type" 'bad_start "{\"recent_events\": \"many\"}" "\"recent_events\": must be a whole number"'
-check "bad filter rule" 'bad_start "{\"filters\": [\"uid=nobody\"]}" "uid=nobody"'
-check "unknown reader group" 'bad_start "{\"reader_group\": \"no-such-group-xyz\"}" "no group named \"no-such-group-xyz\""'
-check "not JSON" 'bad_start "{ mode: auto }" "not valid JSON"'
-check "a missing --config file" '"$BIN" --foreground --config=/nonexistent/unlinkd.json 2>"$T/bad.err"; [ $? = 6 ] && grep -q "/nonexistent/unlinkd.json" "$T/bad.err"'
+check "unknown key" bad_start '{"max_journal": 5}' '"max_journal": unknown key'
+check "wrong type" bad_start '{"recent_events": "many"}' '"recent_events": must be a whole number'
+check "bad filter rule" bad_start '{"filters": ["uid=nobody"]}' 'uid=nobody'
+check "unknown reader group" bad_start '{"reader_group": "no-such-group-xyz"}' 'no group named "no-such-group-xyz"'
+check "not JSON" bad_start '{ mode: auto }' 'not valid JSON'
+missing_config_file() {
+  "$BIN" --foreground --config=/nonexistent/unlinkd.json 2>"$T/bad.err"
+  [ $? = 6 ] && grep -q "/nonexistent/unlinkd.json" "$T/bad.err"
+}
+check "a missing --config file" missing_config_file
 
 # ---- a crash without systemd: the pins keep the probes and counts
 # The storm runs under a name of its own: other storms (bench/) may run.
@@ -138,23 +149,23 @@ cp "$STORM" "$T/ulk-lstorm"
 echo '{ "filters": ["comm=ulk-lstorm"] }' > "$T/unlinkd.json"
 links_before=$(bpftool link show | grep -c "^[0-9]*: tracepoint")
 mkdir "$T/storm"; mount -t tmpfs tmpfs "$T/storm"
-"$BIN" --foreground --json --config="$T/unlinkd.json" >/dev/null 2>"$T/d1.err" & DPID=$!
-wait_for 60 'grep -q "attached in" "$T/d1.err"'
+daemon_start "$T/d1.err" "$BIN" --foreground --json --config="$T/unlinkd.json" >/dev/null
+daemon_wait_log 60 "$T/d1.err" "attached in"
 "$T/ulk-lstorm" "$T/storm" --count 200000 --threads 2 > "$T/storm.json" & SPID=$!
-sleep 0.3; kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
-check "a killed daemon leaves its objects pinned" '[ -e "$UNLINKD_PIN_DIR/map-processes" ]'
-"$BIN" --foreground --json --config="$T/unlinkd.json" >"$T/d2.json" 2>"$T/d2.err" & DPID=$!
-wait_for 60 'grep -q "attached in" "$T/d2.err"'
+sleep 0.3; daemon_stop KILL
+check "a killed daemon leaves its objects pinned" test -e "$UNLINKD_PIN_DIR/map-processes"
+daemon_start "$T/d2.err" "$BIN" --foreground --json --config="$T/unlinkd.json" >"$T/d2.json"
+daemon_wait_log 60 "$T/d2.err" "attached in"
 wait "$SPID"
 storm_ok=$(jq -r '.deletes' "$T/storm.json")
-sleep 0.3; kill -TERM "$DPID"; wait "$DPID"; DPID=
+sleep 0.3; daemon_stop
 umount "$T/storm"
 deletes=$(tail -1 "$T/d2.json" | jq -r '.totals.deletes')
 echo "storm: issued $storm_ok, counted $deletes across a SIGKILL"
-check "the restarted daemon carried on: deletes == issued" '[ "$deletes" = 200000 ] && [ "$storm_ok" = 200000 ]'
-check "it said so" 'grep -q "carrying on with the counts of the previous run" "$T/d2.err"'
-check "a clean stop leaves no pin" '[ ! -e "$UNLINKD_PIN_DIR" ]'
-check "... and no link" '[ "$(bpftool link show | grep -c "^[0-9]*: tracepoint")" = "$links_before" ]'
+check "the restarted daemon carried on: deletes == issued" eq "$deletes $storm_ok" "200000 200000"
+check "it said so" grep -q "carrying on with the counts of the previous run" "$T/d2.err"
+check "a clean stop leaves no pin" test ! -e "$UNLINKD_PIN_DIR"
+check "... and no link" eq "$(bpftool link show | grep -c "^[0-9]*: tracepoint")" "$links_before"
 
-echo "lifecycle: $([ $fail = 0 ] && echo PASS || echo FAIL)"
-exit $fail
+echo "lifecycle: $([ "$FAILS" = 0 ] && echo PASS || echo FAIL) ($CHECKS checks, $FAILS failed)"
+exit $((FAILS > 0))

@@ -2,12 +2,8 @@
 // with the project's own policy file, the daemon binary serving it, and
 // clients as root and as uid 65534 (busctl and an sdbus-c++ client).
 #include <catch2/catch.hpp>
-#include <fcntl.h>
-#include <grp.h>
 #include <sys/stat.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -37,119 +33,19 @@ constexpr const char* iface = "org.unlinkd.Unlinkd1";
 
 std::string policy_file() { return dbus_source_dir() + "/org.unlinkd.Unlinkd1.conf"; }
 
-// The daemon, in the foreground, on `address`.
-struct Daemon {
-    pid_t pid = -1;
-    std::string log_path;
-    explicit Daemon(const std::string& address, std::vector<std::string> extra = {})
-    {
-        const char* bin = std::getenv("UNLINKD_BIN");
-        REQUIRE(bin != nullptr);
-        char tmpl[] = "/tmp/unlinkd-daemon-log-XXXXXX";
-        int fd = mkstemp(tmpl);
-        REQUIRE(fd >= 0);
-        log_path = tmpl;
-        pid = fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            dup2(fd, 2);
-            int null = open("/dev/null", O_WRONLY);
-            dup2(null, 1);
-            use_own_state_directory();
-            std::vector<std::string> args{bin, "--foreground", "--bus-address=" + address};
-            args.insert(args.end(), extra.begin(), extra.end());
-            std::vector<char*> argv;
-            for (auto& a : args)
-                argv.push_back(a.data());
-            argv.push_back(nullptr);
-            execv(bin, argv.data());
-            _exit(98);
-        }
-        close(fd);
-    }
-    ~Daemon()
-    {
-        kill(pid, SIGTERM);
-        waitpid(pid, nullptr, 0);
-        unlink(log_path.c_str());
-    }
-    std::string log() const
-    {
-        std::ifstream in(log_path);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-    bool wait_for_log(const std::string& needle, int seconds = 30) const
-    {
-        for (int i = 0; i < seconds * 20; ++i) {
-            if (log().find(needle) != std::string::npos)
-                return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        return false;
-    }
-};
-
-struct Output {
-    int code;
-    std::string out, err;
-};
-
-// Runs a command, optionally as uid/gid `uid`, capturing both streams.
-Output run(const std::vector<std::string>& args, uid_t uid = 0)
+// The daemon's arguments to run in the foreground, serving D-Bus on `address`.
+std::vector<std::string> bus_args(const std::string& address, const std::vector<std::string>& extra = {})
 {
-    int out[2], err[2];
-    REQUIRE(pipe(out) == 0);
-    REQUIRE(pipe(err) == 0);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        close(out[0]);
-        close(err[0]);
-        if (uid && (setgroups(0, nullptr) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
-            _exit(99);
-        std::vector<char*> argv;
-        std::vector<std::string> copy = args;
-        for (auto& a : copy)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execvp(argv[0], argv.data());
-        _exit(98);
-    }
-    close(out[1]);
-    close(err[1]);
-    Output o{0, {}, {}};
-    char buf[4096];
-    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-    int open_fds = 2;
-    while (open_fds > 0 && poll(fds, 2, 30000) > 0) {
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
-                continue;
-            ssize_t n = read(fds[i].fd, buf, sizeof(buf));
-            if (n > 0) {
-                (i == 0 ? o.out : o.err).append(buf, static_cast<size_t>(n));
-            } else {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                --open_fds;
-            }
-        }
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return o;
+    std::vector<std::string> args{"--foreground", "--bus-address=" + address};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
 }
 
-Output busctl(const std::string& address, std::vector<std::string> args, uid_t uid = 0)
+CommandResult busctl(const std::string& address, std::vector<std::string> args, uid_t uid = 0)
 {
     std::vector<std::string> cmd{"busctl", "--address=" + address, "--json=short"};
     cmd.insert(cmd.end(), args.begin(), args.end());
-    return run(cmd, uid);
+    return run_command(cmd, ProcessOptions::as_uid(uid));
 }
 
 // The single out argument of `method` (by value: iterating a member of a
@@ -223,9 +119,9 @@ std::set<std::string> members(const std::string& xml)
 TEST_CASE("the live interface is the documented XML", "[dbus]")
 {
     PrivateSystemBus bus(policy_file());
-    Daemon d(bus.address());
+    DaemonProcess d(bus_args(bus.address()));
     REQUIRE(wait_for_name(bus.address()));
-    auto o = run({"busctl", "--address=" + bus.address(), "introspect", "--xml-interface", name, path});
+    auto o = run_command({"busctl", "--address=" + bus.address(), "introspect", "--xml-interface", name, path});
     REQUIRE(o.code == 0);
     std::ifstream in(dbus_source_dir() + "/org.unlinkd.Unlinkd1.xml");
     std::stringstream documented;
@@ -238,7 +134,7 @@ TEST_CASE("the live interface is the documented XML", "[dbus]")
 TEST_CASE("a known workload's exact counts and events over D-Bus", "[dbus]")
 {
     PrivateSystemBus bus(policy_file());
-    Daemon d(bus.address());
+    DaemonProcess d(bus_args(bus.address()));
     REQUIRE(wait_for_name(bus.address()));
     Scratch s;
     for (auto f : {"b1", "b2", "b3"})
@@ -296,7 +192,7 @@ TEST_CASE("a known workload's exact counts and events over D-Bus", "[dbus]")
 TEST_CASE("every error: bad rule, bad mode, refused mode, bad count", "[dbus]")
 {
     PrivateSystemBus bus(policy_file());
-    Daemon d(bus.address(), {"--filter=comm=kept"});
+    DaemonProcess d(bus_args(bus.address(), {"--filter=comm=kept"}));
     REQUIRE(wait_for_name(bus.address()));
     std::string msg;
     CHECK(error_of(bus.address(), [](sdbus::IProxy& p) {
@@ -364,7 +260,7 @@ TEST_CASE("uid 65534: own processes only, no state changes (bus policy and daemo
     SECTION("with the installed policy, the bus refuses state changes")
     {
         PrivateSystemBus bus(policy_file());
-        Daemon d(bus.address());
+        DaemonProcess d(bus_args(bus.address()));
         REQUIRE(wait_for_name(bus.address()));
         pid_t nobody = run_child({"ulk-nobody", 65534, 65534}, [&]() { return unlink(s.path("mine").c_str()); });
         pid_t root = run_child({"ulk-root"}, [&]() { return unlink(s.path("roots").c_str()); });
@@ -407,7 +303,7 @@ TEST_CASE("uid 65534: own processes only, no state changes (bus policy and daemo
 )";
         PrivateSystemBus bus(tmpl);
         unlink(tmpl);
-        Daemon d(bus.address());
+        DaemonProcess d(bus_args(bus.address()));
         REQUIRE(wait_for_name(bus.address()));
         // busctl shows every AccessDenied as "Access denied": ask with an
         // sdbus-c++ client (as uid 65534) for the daemon's own message.
@@ -438,7 +334,7 @@ TEST_CASE("signals: broadcast to root only, Subscribe delivers the subscriber's 
           "[dbus]")
 {
     PrivateSystemBus bus(policy_file());
-    Daemon d(bus.address());
+    DaemonProcess d(bus_args(bus.address()));
     REQUIRE(wait_for_name(bus.address()));
     Scratch s;
     REQUIRE(chmod(s.dir().c_str(), 01777) == 0);
@@ -508,8 +404,8 @@ TEST_CASE("signals: broadcast to root only, Subscribe delivers the subscriber's 
 TEST_CASE("the bus started after the daemon: counting goes on, the name is claimed when it appears", "[dbus]")
 {
     PrivateSystemBus bus(policy_file(), false);
-    Daemon d(bus.address());
-    REQUIRE(d.wait_for_log("D-Bus is not available"));
+    DaemonProcess d(bus_args(bus.address()));
+    REQUIRE(d.wait_for_err("D-Bus is not available"));
     Scratch s;
     s.create("early");
     pid_t early = run_child({"ulk-early"}, [&]() { return unlink(s.path("early").c_str()); });
@@ -519,7 +415,7 @@ TEST_CASE("the bus started after the daemon: counting goes on, the name is claim
     for (const auto& r : call(bus.address(), "GetProcesses"))
         found |= r[0] == early && r[3] == 1;
     CHECK(found);
-    CHECK_THAT(d.log(), Catch::Contains("owning org.unlinkd.Unlinkd1"));
+    CHECK_THAT(d.err(), Catch::Contains("owning org.unlinkd.Unlinkd1"));
 }
 
 TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][unlinkctl]")
@@ -531,14 +427,14 @@ TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][un
     auto unlinkctl = [&](std::vector<std::string> args, uid_t uid = 0) {
         std::vector<std::string> cmd{ctl, "--bus-address=" + bus.address()};
         cmd.insert(cmd.end(), args.begin(), args.end());
-        return run(cmd, uid);
+        return run_command(cmd, ProcessOptions::as_uid(uid));
     };
 
     auto absent = unlinkctl({"status"});
     CHECK(absent.code == 3);
     CHECK_THAT(absent.err, Catch::Contains("unlinkd is not running"));
 
-    Daemon d(bus.address());
+    DaemonProcess d(bus_args(bus.address()));
     REQUIRE(wait_for_name(bus.address()));
     Scratch s;
     for (auto f : {"c1", "c2"})
@@ -615,7 +511,7 @@ TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][un
 TEST_CASE("Summary: the processes that changed, once per interval, nothing when nothing changed", "[dbus]")
 {
     PrivateSystemBus bus(policy_file());
-    Daemon d(bus.address(), {"--filter=comm=ulk-sum"});  // nothing else changes counts
+    DaemonProcess d(bus_args(bus.address(), {"--filter=comm=ulk-sum"}));  // nothing else changes counts
     REQUIRE(wait_for_name(bus.address()));
     Scratch s;
     for (auto f : {"s1", "s2", "s3", "s4"})
@@ -653,7 +549,7 @@ TEST_CASE("1000 rapid SetFilters from several clients during a storm: final filt
           "[dbus][storm]")
 {
     PrivateSystemBus bus(policy_file());
-    Daemon d(bus.address(), {"--filter=comm=ulk-rapid"});
+    DaemonProcess d(bus_args(bus.address(), {"--filter=comm=ulk-rapid"}));
     REQUIRE(wait_for_name(bus.address()));
     Scratch s;
     auto before = property(bus.address(), "TotalDeletes").get<std::uint64_t>();
@@ -703,25 +599,14 @@ TEST_CASE("unlinkctl events -f follows the caller's own deletions as they happen
     const char* ctl = std::getenv("UNLINKCTL_BIN");
     REQUIRE(ctl != nullptr);
     PrivateSystemBus bus(policy_file());
-    Daemon d(bus.address());
+    DaemonProcess d(bus_args(bus.address()));
     REQUIRE(wait_for_name(bus.address()));
     Scratch s;
     REQUIRE(chmod(s.dir().c_str(), 01777) == 0);
 
-    // unlinkctl events -f --json as uid 65534, its output in a file.
-    std::string out_path = s.path("follow.out");
-    std::string address = bus.address();
-    pid_t follower = fork();
-    REQUIRE(follower >= 0);
-    if (follower == 0) {
-        int fd = open(out_path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-        dup2(fd, 1);
-        if (setgroups(0, nullptr) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
-            _exit(99);
-        std::string bus_arg = "--bus-address=" + address;
-        execl(ctl, ctl, bus_arg.c_str(), "--json", "events", "-f", "1", nullptr);
-        _exit(98);
-    }
+    // unlinkctl events -f --json as uid 65534.
+    Process follower({ctl, "--bus-address=" + bus.address(), "--json", "events", "-f", "1"},
+                     ProcessOptions::as_uid(65534));
     // Until the subscription is in place deletions go unseen: delete as root
     // and as 65534, round after round, until the follower shows one of its own.
     std::set<pid_t> roots, mine;
@@ -734,22 +619,12 @@ TEST_CASE("unlinkctl events -f follows the caller's own deletions as they happen
         roots.insert(run_child({"ulk-f-root"}, [&]() { return unlink(s.path(r).c_str()); }));
         mine.insert(run_child({"ulk-f-nobody", 65534, 65534}, [&]() { return unlink(s.path(m).c_str()); }));
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        std::ifstream in(out_path);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        text = ss.str();
+        text = follower.out();
     }
-    kill(follower, SIGTERM);
-    int status = 0;
-    waitpid(follower, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    {  // whole, now that the follower has exited: lines read before may be cut
-        std::ifstream in(out_path);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        text = ss.str();
-    }
+    int code = follower.stop(SIGTERM);
+    CHECK(code >= 0);  // it exited, no signal ended it
+    CHECK(code == 0);
+    text = follower.out();  // whole, now that the follower has exited: lines read before may be cut
     bool saw_mine = false;
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);) {

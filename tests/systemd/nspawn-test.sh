@@ -32,6 +32,8 @@ set -u
 
 SELF=$(realpath "${BASH_SOURCE[0]}")
 HERE=$(dirname "$SELF")
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+. "$HERE/../lib/check.sh"
 
 # -------------------------------------------------------- inner half ---
 # Runs in a private mount namespace (unshare -m): boots the container, runs
@@ -75,15 +77,16 @@ inner() {
 
   # the container's PID 1: nspawn's child once it runs systemd
   cp=
-  for _ in $(seq 100); do
+  container_runs_systemd() {
     cp=$(pgrep -P "$np" | head -1)
-    [ -n "$cp" ] && [ "$(cat "/proc/$cp/comm" 2>/dev/null)" = systemd ] && break
-    cp=; sleep 0.1
-  done
+    if [ -n "$cp" ] && [ "$(cat "/proc/$cp/comm" 2>/dev/null)" = systemd ]; then return 0; fi
+    cp=; return 1
+  }
+  wait_for 10 container_runs_systemd
   [ -n "$cp" ] || { echo "nspawn-test: the container did not start systemd:"; cat "$out/nspawn-console.log"; return 1; }
   readlink "/proc/$cp/ns/pid" > "$out/container-pidns"
   local C=(nsenter -t "$cp" -a)
-  for _ in $(seq 100); do [ -S "/proc/$cp/root/run/systemd/private" ] && break; sleep 0.1; done
+  wait_for 10 test -S "/proc/$cp/root/run/systemd/private"
   echo "INFO container PID 1 is host pid $cp; boot state: $(timeout 120 "${C[@]}" systemctl is-system-running --wait 2>&1)"
   "${C[@]}" systemctl --failed --no-legend --no-pager | sed 's/^/INFO failed unit at boot: /'
 
@@ -98,7 +101,7 @@ inner() {
   timeout $((tmo * 8 + 120)) "${C[@]}" systemd-run --quiet --wait --collect --unit=unlinkd-e2e-checks \
     --property=StandardOutput=file:/run/unlinkd-e2e/out/service-checks.log --property=StandardError=inherit \
     --setenv=UNLINKD_E2E_TIMEOUT="$tmo" \
-    /run/unlinkd-e2e/harness/service-checks.sh "${opts[@]}" || rc=$?
+    /run/unlinkd-e2e/harness/systemd/service-checks.sh "${opts[@]}" || rc=$?
   sleep 0.2; kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null
   echo "INFO service-checks.sh exit status $rc"
   "${C[@]}" journalctl -q --no-pager -o short-monotonic -b > "$out/container-journal.log" 2>&1
@@ -111,8 +114,7 @@ halt_container() {
   local np=$1
   kill -0 "$np" 2>/dev/null || return 0
   kill -TERM "$np" 2>/dev/null
-  for _ in $(seq 300); do kill -0 "$np" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$np" 2>/dev/null; then
+  if ! wait_for 30 process_gone "$np"; then
     echo "nspawn-test: the container did not halt within 30 s; killing it" >&2
     kill -KILL "$np" 2>/dev/null
   fi
@@ -135,15 +137,11 @@ TMO=${UNLINKD_E2E_TIMEOUT:-60}
 OUT=$BUILD_DIR/tests/systemd/nspawn-out
 T0=$(date +%s%3N)
 
-fails=0
-check() { # check DESCRIPTION COMMAND...
-  local what="host: $1"; shift
-  if "$@"; then echo "CHECK OK $what"; else echo "CHECK FAIL $what"; fails=$((fails + 1)); fi
-}
+CHECK_WHAT="host: "
 finish() {
   echo "INFO run time $(( ($(date +%s%3N) - T0) / 1000 )) s; logs in $OUT"
-  if [ "$fails" = 0 ]; then echo "RESULT PASS"; exit 0; fi
-  echo "RESULT FAIL ($fails failed)"; exit 1
+  if [ "$FAILS" = 0 ]; then echo "RESULT PASS"; exit 0; fi
+  echo "RESULT FAIL ($FAILS failed)"; exit 1
 }
 
 [ "$(id -u)" = 0 ] || { echo "nspawn-test: must run as root (systemd-nspawn, BPF)" >&2; exit 1; }
@@ -165,7 +163,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-rm -rf "$OUT"; mkdir -p "$OUT" "$STAGE/harness"
+rm -rf "$OUT"; mkdir -p "$OUT" "$STAGE/harness/systemd" "$STAGE/harness/lib"
 
 # The build as a package would install it.
 if ! DESTDIR="$STAGE/dest" meson install -C "$BUILD_DIR" --no-rebuild --quiet > "$OUT/meson-install.log" 2>&1; then
@@ -177,7 +175,9 @@ for f in usr/sbin/unlinkd usr/bin/unlinkctl usr/lib/systemd/system/unlinkd.servi
          etc/unlinkd/unlinkd.json; do
   check "the build installs /$f" test -f "$STAGE/dest/$f"
 done
-cp "$HERE/service-checks.sh" "$STAGE/harness/"
+# service-checks.sh and the library it sources, in the layout of tests/
+cp "$HERE/service-checks.sh" "$STAGE/harness/systemd/"
+cp "$HERE/../lib/check.sh" "$STAGE/harness/lib/"
 
 # service-checks.sh recognises our BPF programs by name: every program of
 # the source must match its pattern, or "nothing of ours left" means little.

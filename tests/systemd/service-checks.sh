@@ -36,6 +36,9 @@
 # indented detail lines, and last "RESULT PASS" or "RESULT FAIL (...)".
 # Exit status 0 only on PASS.
 set -u
+# check, eq, matches, wait_for; next to this script in every copy of it
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/check.sh"
 
 MODE='' ISOLATE=0 EXCLUSIVE=0 IDS_FILE=''
 while [ $# -gt 0 ]; do
@@ -71,23 +74,12 @@ STORM_PREFIX=e2e-st-  # the storms: perl named e2e-st-reload, -restart, -kill, r
 # found by name as well as by pid: a wrong count and a wrong pid (not
 # translated into the daemon's pid namespace) are told apart.
 
-checks=0 fails=0
+CHECK_WHAT="mode=$MODE: "
 T_START=$(date +%s)
 say() { # INFO lines carry the seconds since the start
   if [[ $1 == INFO* ]]; then echo "INFO [+$(( $(date +%s) - T_START ))s]${1#INFO}"; else echo "$*"; fi
 }
 detail() { sed 's/^/    /'; }
-check() { # check DESCRIPTION COMMAND...: one OK/FAIL line per check
-  local what="mode=$MODE: $1"; shift
-  checks=$((checks + 1))
-  if "$@"; then say "CHECK OK $what"; else say "CHECK FAIL $what"; fails=$((fails + 1)); fi
-}
-eq() { [ "$1" = "$2" ] || { echo "    expected: $2"; echo "    got:      $1"; return 1; }; }
-matches() { [[ $1 =~ $2 ]] || { echo "    expected to match: $2"; echo "    got: $1"; return 1; }; }
-wait_for() { # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
-  local deadline=$(( $(date +%s) + $1 )); shift
-  until "$@"; do [ "$(date +%s)" -lt "$deadline" ] || return 1; sleep 0.1; done
-}
 now_usec() { date +%s%6N; }
 jqtest() { jq -e "$@" >/dev/null; }   # a jq condition as a check (quietly)
 prop() { systemctl show -P "$1" "$UNIT"; }
@@ -462,7 +454,7 @@ storm_around() {
   progressed() { [ "$(cat "$sdir/progress")" -ge $((p0 + STORM_AFTER)) ]; }
   wait_for "$T" progressed
   touch "$sdir/stop"
-  for _ in $(seq $((T * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  wait_for "$T" process_gone "$pid"
   wait "$pid"
   res=$(cat "$sdir/result" 2>/dev/null)
   rows=$(rows_of_comm "$comm" 2>&1)
@@ -549,11 +541,11 @@ if [ "$(prop ActiveState)" = active ]; then
   check_activation
   check_stop "stop after activation"
 fi
-if [ "$fails" -gt 0 ]; then
+if [ "$FAILS" -gt 0 ]; then
   say "INFO journal of $UNIT during the test (last 100 lines, deletion and not-logged entries left out):"
   journalctl -q --no-pager -u "$UNIT" --since "@$START_SEC" -o short-monotonic |
     grep -vE ' (deleted|failed to delete) /| deletions not logged ' | tail -100 | detail
 fi
-if [ "$fails" = 0 ]; then say "RESULT PASS ($checks checks)"; exit 0; fi
-say "RESULT FAIL ($fails of $checks checks failed)"
+if [ "$FAILS" = 0 ]; then say "RESULT PASS ($CHECKS checks)"; exit 0; fi
+say "RESULT FAIL ($FAILS of $CHECKS checks failed)"
 exit 1

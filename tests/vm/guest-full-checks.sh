@@ -3,6 +3,8 @@
 # installed build). Started after boot as the transient unit
 # unlinkd-vm-checks (unlinkd-vm.service hands it to systemd-run --no-block:
 # waiting for the boot to finish from inside the boot transaction deadlocks).
+# run-vm-suite.sh installs it with what it uses in the layout of tests/:
+# /usr/local/lib/unlinkd-vm/{vm/guest-full-checks.sh,systemd/service-checks.sh,lib/check.sh}.
 #
 # Reports on the serial console, which the host greps:
 #   VMFULL CHECK OK|FAIL <what>     one line per check
@@ -15,6 +17,11 @@
 set -u
 exec >/dev/console 2>&1
 echo   # the console line may still hold firmware output
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+. "$HERE/../lib/check.sh"
+CHECK_TAG="VMFULL "   # the host greps the console for these
+WAIT_FOR_INTERVAL=0.2 # every poll forks, and forks are slow under TCG
 
 UNLINKD_DAEMON=/usr/sbin/unlinkd
 UNLINKD_VM_MODES="fentry kprobe tracepoint"
@@ -24,24 +31,13 @@ UNLINKD_VM_MODES="fentry kprobe tracepoint"
 WORKLOAD_COMM=vmrm          # distinctive comm for the workload's deletions
 WORKLOAD_BIN=/usr/local/bin/$WORKLOAD_COMM
 ATTACH_TIMEOUT=180          # s; BPF verification is slow under TCG
-fails=0
 
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "VMFULL $*"; }
-check() { # check DESCRIPTION COMMAND...: one OK/FAIL line per check
-  local what=$1; shift
-  if "$@"; then say "CHECK OK $what"; else say "CHECK FAIL $what"; fails=$((fails + 1)); fi
-}
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
-wait_for() {
-  local deadline=$(( $(date +%s) + $1 )); shift
-  until "$@"; do [ "$(date +%s)" -lt "$deadline" ] || return 1; sleep 0.2; done
-}
 
 # JSON objects a unit printed on stdout (non-JSON lines, e.g. log text, are skipped)
 unit_json() { journalctl -b -q --no-pager -o cat -u "$1" | jq -c -R 'fromjson? | select(type == "object")'; }
 unit_has() { journalctl -b -q --no-pager -o cat -u "$1" | grep -qw -- "$2"; }
-eq() { [ "$1" = "$2" ] || { echo "  expected '$2', got '$1'"; return 1; }; }
 
 # The workload: one process named vmrm deletes three files, by absolute and
 # by relative path (the daemon must report absolute paths, resolved against
@@ -138,7 +134,7 @@ check_transient_mode() {
 # D-Bus activation, and a stop that leaves no BPF program, link or pin.
 # Its CHECK lines are echoed with the VMFULL prefix (the host counts the
 # FAILs); its own RESULT line becomes one more check here.
-SERVICE_CHECKS=/usr/local/lib/unlinkd-vm/service-checks.sh
+SERVICE_CHECKS=$HERE/../systemd/service-checks.sh
 check_service() {
   local mode rc modes_out
   # Debian's kernels set kernel.perf_event_paranoid=3: opening a perf event
@@ -177,6 +173,6 @@ for mode in $UNLINKD_VM_MODES; do check_transient_mode "$mode"; done
 check_service
 
 say "INFO checks done at uptime $(up)s"
-if [ "$fails" = 0 ]; then say "RESULT PASS"; else say "RESULT FAIL ($fails checks failed)"; fi
+if [ "$FAILS" = 0 ]; then say "RESULT PASS"; else say "RESULT FAIL ($FAILS checks failed)"; fi
 sync
 systemctl --no-block poweroff

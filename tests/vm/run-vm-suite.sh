@@ -15,10 +15,12 @@
 #               package list)
 #   full        copy of that rootfs + `meson install` of the build, booted
 #               with systemd as PID 1; runs tests/vm/guest-full-checks.sh
-#   bench       not a test and not in the default steps: the benchmark driver
-#               (bench/driver.sh) in a systemd guest whose rootfs also has
-#               bpftrace and auditd; `bench/run.sh --guest` runs this step
-#               and turns BUILD_DIR/tests/vm/bench-raw.jsonl into a report
+#   guest       not a test and not in the default steps: a systemd guest
+#               for another part of the project (`bench/run.sh --guest`
+#               runs the benchmark this way): the full guest's rootfs recipe
+#               plus UNLINKD_VM_GUEST_PACKAGES, filled by the caller's
+#               UNLINKD_VM_GUEST_STAGE hook, running UNLINKD_VM_GUEST_RUN
+#               after boot; passes when the console says "<MARKER> RESULT PASS"
 #
 # Environment knobs:
 #   UNLINKD_VM_CACHE        cache dir (default /var/cache/unlinkd-vm)
@@ -36,8 +38,23 @@
 #                           "~[multimode]~[dbus]"; e.g. "[switch]" to debug one test)
 #   UNLINKD_VM_KEEP=1       keep the per-run work dir (images, staging trees)
 #   UNLINKD_VM_MIRROR       Debian mirror (default: from the host's apt sources)
-#   UNLINKD_VM_BENCH_TIMEOUT  seconds for the bench guest's qemu run (default 7200);
-#                           BENCH_* variables are handed to bench/driver.sh in the guest
+# The "guest" step (UNLINKD_VM_GUEST_STAGE and _RUN are required with it):
+#   UNLINKD_VM_GUEST_NAME   short name (default guest): the log
+#                           BUILD_DIR/tests/vm/NAME-guest.log, the rootfs
+#                           cache link NAME.tar, the console marker VM<NAME>
+#                           (upper case)
+#   UNLINKD_VM_GUEST_STAGE  executable, run on the host as root as
+#                           `HOOK TREE BUILD_DIR SOURCE_DIR` once TREE holds the
+#                           rootfs and the kernel modules: installs what the
+#                           guest needs; it inherits this script's environment
+#   UNLINKD_VM_GUEST_RUN    absolute path in the guest of the program run once
+#                           booted (a transient unit outside the boot
+#                           transaction; the guest powers off if it fails); it
+#                           prints "VM<NAME> RESULT PASS|FAIL" on /dev/console
+#                           and powers the guest off
+#   UNLINKD_VM_GUEST_PACKAGES  Debian packages beyond the full guest's
+#                           (comma-separated; a rootfs cached under its own key)
+#   UNLINKD_VM_GUEST_TIMEOUT   seconds for its qemu run (default 7200)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -81,12 +98,13 @@ OUT=$BUILD_DIR/tests/vm          # logs live here (meson's build dir for tests/v
 WORK=$OUT/work                   # per-run scratch, removed at the end unless UNLINKD_VM_KEEP=1
 LOG_FAST=$OUT/fast-guest.log
 LOG_FULL=$OUT/full-guest.log
-LOG_BENCH=$OUT/bench-guest.log
-BENCH_TIMEOUT=${UNLINKD_VM_BENCH_TIMEOUT:-7200}
-# The bench guest's extra packages: the tools unlinkd is compared with. A
-# rootfs of its own (cached under its own key), so the test
-# suite's rootfs stays as it is.
-BENCH_ROOTFS_PACKAGES=$ROOTFS_PACKAGES,bpftrace,auditd
+GUEST_NAME=${UNLINKD_VM_GUEST_NAME:-guest}
+GUEST_MARKER=VM${GUEST_NAME^^}
+LOG_GUEST=$OUT/$GUEST_NAME-guest.log
+GUEST_TIMEOUT=${UNLINKD_VM_GUEST_TIMEOUT:-7200}
+# With packages added, a rootfs of its own (cached under its own key), so
+# the test suite's rootfs stays as it is.
+GUEST_ROOTFS_PACKAGES=$ROOTFS_PACKAGES${UNLINKD_VM_GUEST_PACKAGES:+,$UNLINKD_VM_GUEST_PACKAGES}
 TIMINGS=()
 
 log() { echo "VMSUITE: $*"; }
@@ -288,7 +306,7 @@ rootfs_key() { echo "$SUITE ${1:-$ROOTFS_PACKAGES} rev$ROOTFS_RECIPE_REV" | sha2
 
 # The cached rootfs is a plain tar of a debootstrapped tree: restoring it is
 # ~1 s, needs no loop devices, and keeps ownership and device nodes.
-# Arguments (the bench step's): the package list and the name of the link
+# Arguments (the guest step's): the package list and the name of the link
 # to the tar; by default the test suite's.
 fetch_rootfs() {
   local packages=${1:-$ROOTFS_PACKAGES} link=${2:-current.tar} key tar tmp mirror
@@ -349,18 +367,30 @@ stage_full_rootfs() {
     die "guest rootfs lacks shared libraries of $daemon: add their Debian packages to ROOTFS_PACKAGES"
   fi
 
-  install -D -m755 "$HERE/guest-full-checks.sh" "$s/usr/local/lib/unlinkd-vm/guest-full-checks.sh"
-  install -D -m755 "$HERE/../systemd/service-checks.sh" "$s/usr/local/lib/unlinkd-vm/service-checks.sh"
+  # The check scripts and the library they source, in the layout of tests/
+  # (each finds the others relative to itself).
+  local f
+  for f in vm/guest-full-checks.sh systemd/service-checks.sh; do
+    install -D -m755 "$HERE/../$f" "$s/usr/local/lib/unlinkd-vm/$f"
+  done
+  install -D -m644 "$HERE/../lib/check.sh" "$s/usr/local/lib/unlinkd-vm/lib/check.sh"
   cat > "$s/etc/unlinkd-vm.env" <<EOF
 UNLINKD_DAEMON=$daemon
 UNLINKD_VM_MODES="$MODES"
 EOF
-  install_full_units "$s"
+  install_run_unit "$s" unlinkd-vm unlinkd-vm-checks /usr/local/lib/unlinkd-vm/vm/guest-full-checks.sh VMFULL
   echo "$kver" > "$s/etc/unlinkd-vm.kver"
-  local size_mb; size_mb=$(( $(du -sm "$s" | cut -f1) + 1024 ))
-  rm -f "$WORK/full.img"; truncate -s "${size_mb}M" "$WORK/full.img"
-  mkfs.ext4 -q -F -L root -d "$s" "$WORK/full.img"
-  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$s"
+  make_image "$s" 1024 "$WORK/full.img"
+}
+
+# make_image TREE FREE_MB IMAGE: an ext4 image of TREE with FREE_MB to spare
+# (mkfs.ext4 -d: no loop mount needed); TREE is removed unless UNLINKD_VM_KEEP.
+make_image() {
+  local tree=$1 free_mb=$2 img=$3 size_mb
+  size_mb=$(( $(du -sm "$tree" | cut -f1) + free_mb ))
+  rm -f "$img"; truncate -s "${size_mb}M" "$img"
+  mkfs.ext4 -q -F -L root -d "$tree" "$img"
+  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$tree"
 }
 
 # Install path of a build target named $1, from meson's introspection data.
@@ -378,28 +408,30 @@ print(sorted(hits)[0])
 EOF
 }
 
-# The check script must not run inside the boot transaction (waiting there
-# for is-system-running deadlocks): a oneshot unit hands it to systemd-run
-# --no-block. If boot falls into emergency/rescue mode, say so on the console
-# and power off instead of waiting for the host timeout.
-install_full_units() {
-  local r=$1 u=$1/etc/systemd/system
-  cat > "$u/unlinkd-vm.service" <<'EOF'
+# install_run_unit ROOT UNIT TRANSIENT PROGRAM MARKER: once booted, the
+# guest runs PROGRAM as the transient unit TRANSIENT, and powers off if it
+# fails. PROGRAM must not run inside the boot transaction (waiting there for
+# is-system-running deadlocks): the oneshot UNIT hands it to systemd-run
+# --no-block. If boot falls into emergency/rescue mode, the console says so
+# with MARKER and the guest powers off instead of waiting for the host timeout.
+install_run_unit() {
+  local r=$1 unit=$2 transient=$3 program=$4 marker=$5 u=$1/etc/systemd/system
+  cat > "$u/$unit.service" <<EOF
 [Unit]
-Description=unlinkd VM suite: start guest-full-checks.sh outside the boot transaction
+Description=unlinkd VM suite: start ${program##*/} outside the boot transaction
 After=multi-user.target
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/systemd-run --no-block --unit=unlinkd-vm-checks --collect \
-  --property=FailureAction=poweroff-force \
-  /usr/local/lib/unlinkd-vm/guest-full-checks.sh
+ExecStart=/usr/bin/systemd-run --no-block --unit=$transient --collect \\
+  --property=FailureAction=poweroff-force \\
+  $program
 
 [Install]
 WantedBy=multi-user.target
 EOF
-  ln -sf ../unlinkd-vm.service "$u/multi-user.target.wants/unlinkd-vm.service"
-  install_boot_failure_units "$r" VMFULL
+  ln -sf "../$unit.service" "$u/multi-user.target.wants/$unit.service"
+  install_boot_failure_units "$r" "$marker"
 }
 
 # Emergency or rescue mode during boot: say so with MARKER and power off.
@@ -457,68 +489,36 @@ run_full_guest() {
   return $rc
 }
 
-# ----------------------------------------------------------------- bench ---
-# The benchmark driver in a systemd guest: the same rootfs recipe plus
-# bpftrace and auditd, the build's daemon and bench programs copied to
-# /opt/unlinkd-bench (the driver runs them from there with a private bus, as
-# on the host), the guest's own journald. Not a test: it passes when the
-# driver ran to its end; the figures are in BUILD_DIR/tests/vm/bench-raw.jsonl.
-stage_bench_rootfs() {
-  local s=$WORK/bench-root kdir b=/opt/unlinkd-bench f
-  kdir=$(kernel_dir)
+# ----------------------------------------------------------------- guest ---
+# A systemd guest for a caller (bench/run.sh --guest): the full guest's boot
+# plumbing with the caller's contents. The caller's hook fills the tree; the
+# suite adds the unit that runs UNLINKD_VM_GUEST_RUN once booted and the
+# boot-failure units, makes the image and the initramfs, boots it and checks
+# the result marker. The console is in LOG_GUEST for the caller to read.
+stage_guest_rootfs() {
+  local s=$WORK/$GUEST_NAME-root
+  [ -x "${UNLINKD_VM_GUEST_STAGE:-}" ] || die "UNLINKD_VM_GUEST_STAGE must name an executable (the guest step's hook)"
+  [[ ${UNLINKD_VM_GUEST_RUN:-} == /* ]] || die "UNLINKD_VM_GUEST_RUN must be an absolute path in the guest"
   rm -rf "$s"; mkdir -p "$s"
-  tar -C "$s" -xf "$CACHE/rootfs/bench.tar"
-  cp -a "$kdir/modules/lib/modules" "$s/lib/"
-  DAEMON_BIN=$(find_built "$DAEMON_BIN")
-  install -D -m755 "$DAEMON_BIN" "$s$b/build/daemon/unlinkd"
-  for f in storm getppid_loop top_latency; do
-    install -D -m755 "$(find_built "$BUILD_DIR/bench/$f")" "$s$b/build/bench/$f"
-  done
-  for f in "$SOURCE_DIR"/bench/*.sh; do
-    install -D -m755 "$f" "$s$b/src/bench/$(basename "$f")"
-  done
-  for f in dbus/org.unlinkd.Unlinkd1.conf tests/dbus/private-bus.sh tests/dbus/system-bus.conf.in; do
-    install -D -m644 "$SOURCE_DIR/$f" "$s$b/src/$f"
-  done
-  if chroot "$s" sh -c "ldd $b/build/daemon/unlinkd $b/build/bench/top_latency" | grep 'not found'; then
-    die "bench guest rootfs lacks shared libraries of the build: add their Debian packages to ROOTFS_PACKAGES"
-  fi
-  # The host's BENCH_* knobs, for the driver in the guest.
-  export -p | grep '^declare -x BENCH_' > "$s$b/bench.env" || true
-  # The driver starts auditd by hand (and stops it); the packaged service
-  # would own the audit socket, so it stays off.
-  ln -sf /dev/null "$s/etc/systemd/system/auditd.service"
-  local u=$s/etc/systemd/system
-  cat > "$u/unlinkd-bench.service" <<EOF
-[Unit]
-Description=unlinkd benchmark: start guest-bench.sh outside the boot transaction
-After=multi-user.target
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/systemd-run --no-block --unit=unlinkd-bench-run --collect \
-  --property=FailureAction=poweroff-force $b/src/bench/guest-bench.sh
-EOF
-  ln -sf ../unlinkd-bench.service "$u/multi-user.target.wants/unlinkd-bench.service"
-  install_boot_failure_units "$s" VMBENCH
-  local size_mb; size_mb=$(( $(du -sm "$s" | cut -f1) + 2048 ))
-  rm -f "$WORK/bench.img"; truncate -s "${size_mb}M" "$WORK/bench.img"
-  mkfs.ext4 -q -F -L root -d "$s" "$WORK/bench.img"
-  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$s"
+  tar -C "$s" -xf "$CACHE/rootfs/$GUEST_NAME.tar"
+  cp -a "$(kernel_dir)/modules/lib/modules" "$s/lib/"
+  log "$UNLINKD_VM_GUEST_STAGE $s $BUILD_DIR $SOURCE_DIR"
+  "$UNLINKD_VM_GUEST_STAGE" "$s" "$BUILD_DIR" "$SOURCE_DIR" || die "$UNLINKD_VM_GUEST_STAGE failed"
+  [ -x "$s$UNLINKD_VM_GUEST_RUN" ] || die "the hook installed no executable $UNLINKD_VM_GUEST_RUN"
+  install_run_unit "$s" "unlinkd-$GUEST_NAME" "unlinkd-$GUEST_NAME-run" "$UNLINKD_VM_GUEST_RUN" "$GUEST_MARKER"
+  make_image "$s" 2048 "$WORK/$GUEST_NAME.img"
 }
 
-run_bench_guest() {
+run_guest() {
   local rc=0
-  stage_bench_rootfs
+  stage_guest_rootfs
   build_full_initramfs
-  log "bench guest staged; booting (timeout ${BENCH_TIMEOUT}s)"
-  qemu_run "$LOG_BENCH" "$BENCH_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
-    -drive "file=$WORK/bench.img,if=virtio,format=raw,cache=unsafe" || rc=1
-  sed -n 's/^VMBENCH RAW //p' "$LOG_BENCH" > "$OUT/bench-raw.jsonl"
-  log "bench guest: $(wc -l < "$OUT/bench-raw.jsonl") result lines in $OUT/bench-raw.jsonl"
-  grep -q 'Kernel panic - not syncing' "$LOG_BENCH" && { echo "VMSUITE ERROR: guest kernel panic" >&2; rc=1; }
-  grep -qx 'VMBENCH RESULT PASS' "$LOG_BENCH" || { echo "VMSUITE ERROR: no 'VMBENCH RESULT PASS' in $LOG_BENCH" >&2; rc=1; }
-  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -f "$WORK/bench.img"
+  log "$GUEST_NAME guest staged; booting (timeout ${GUEST_TIMEOUT}s)"
+  qemu_run "$LOG_GUEST" "$GUEST_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
+    -drive "file=$WORK/$GUEST_NAME.img,if=virtio,format=raw,cache=unsafe" || rc=1
+  grep -q 'Kernel panic - not syncing' "$LOG_GUEST" && { echo "VMSUITE ERROR: guest kernel panic" >&2; rc=1; }
+  grep -qx "$GUEST_MARKER RESULT PASS" "$LOG_GUEST" || { echo "VMSUITE ERROR: no '$GUEST_MARKER RESULT PASS' in $LOG_GUEST" >&2; rc=1; }
+  [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -f "$WORK/$GUEST_NAME.img"
   return $rc
 }
 
@@ -534,8 +534,8 @@ main() {
       case $s in
         fast) step fast-guest run_fast_guest || rc=1 ;;
         full) step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest || rc=1 ;;
-        bench) step bench-rootfs with_cache_lock fetch_rootfs "$BENCH_ROOTFS_PACKAGES" bench.tar \
-                 && step bench-guest run_bench_guest || rc=1 ;;
+        guest) step "$GUEST_NAME-rootfs" with_cache_lock fetch_rootfs "$GUEST_ROOTFS_PACKAGES" "$GUEST_NAME.tar" \
+                 && step "$GUEST_NAME-guest" run_guest || rc=1 ;;
         kernel) ;;  # always done first
         *) die "unknown step '$s' in UNLINKD_VM_STEPS" ;;
       esac
