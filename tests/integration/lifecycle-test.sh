@@ -13,6 +13,8 @@
 #     on reload is logged and changes nothing; a good one applies;
 #   runtime state: filters set over D-Bus survive a restart, until the file
 #     is edited;
+#   one change path: the same change over D-Bus and by a reload leaves the
+#     same properties, PropertiesChanged and state after a restart;
 #   crash without systemd: SIGKILL mid-storm, restart, exact count (pins),
 #     a clean stop leaves no pin and no link.
 set -uo pipefail
@@ -125,6 +127,45 @@ touch "$T/unlinkd.json"
 kill -HUP "$DAEMON_PID"
 check "an edited file wins over the saved state" wait_for 5 filters_are comm=ulk-life2
 daemon_stop
+
+# ---- one change path: the same change asked over D-Bus and by a reload
+# leaves the same observable state: properties, what clients are told, the
+# attached mode, and the filters after a restart.
+snapshot() { echo "$(prop AttachMode) $(prop RequestedAttachMode) $(prop Filters)"; }
+# told LOG: the properties PropertiesChanged named, in order, one per line
+told() { grep -o '"\(AttachMode\|RequestedAttachMode\|Filters\)"' "$1" | tr -d '"' | sort | tr '\n' ' '; }
+same_change() { # same_change bus|reload: prints "SNAPSHOT | TOLD | SNAPSHOT AFTER RESTART"
+  local how=$1 mon
+  export STATE_DIRECTORY=$T/state-$how
+  echo '{ "filters": ["comm=ulk-life2"], "max_journal_per_sec": 0 }' > "$T/unlinkd.json"
+  touch -d '1 hour ago' "$T/unlinkd.json"
+  start_daemon
+  wait_for 60 filters_are comm=ulk-life2 || { daemon_stop; return 1; }
+  busctl --system monitor --match "type='signal',interface='org.freedesktop.DBus.Properties'" > "$T/mon-$how.log" 2>&1 & mon=$!
+  sleep 0.5
+  if [ "$how" = bus ]; then
+    busctl --system call org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 SetFilters as 1 comm=ulk-same >/dev/null
+    busctl --system call org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 SetAttachMode s tracepoint >/dev/null
+  else
+    echo '{ "filters": ["comm=ulk-same"], "mode": "tracepoint", "max_journal_per_sec": 0 }' > "$T/unlinkd.json"
+    kill -HUP "$DAEMON_PID"
+  fi
+  wait_for 5 filters_are comm=ulk-same
+  sleep 0.5; kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
+  local now; now=$(snapshot)
+  daemon_stop
+  start_daemon
+  wait_for 60 filters_are comm=ulk-same
+  echo "$now | $(told "$T/mon-$how.log") | $(snapshot)"
+  daemon_stop
+}
+by_bus=$(same_change bus); by_reload=$(same_change reload)
+echo "over D-Bus: $by_bus"
+echo "by reload:  $by_reload"
+check "D-Bus and reload: the same properties, told the same, the same after a restart" eq "$by_reload" "$by_bus"
+check "... and that state is the change" eq "$by_bus" \
+  's "tracepoint" s "tracepoint" as 1 "comm=ulk-same" | Filters RequestedAttachMode  | s "tracepoint" s "tracepoint" as 1 "comm=ulk-same"'
+export STATE_DIRECTORY=$T/state
 
 # ---- broken configuration at start: exit 6, the message names the key
 bad_start() { # bad_start JSON EXPECTED_TEXT
