@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/access.h"
+#include "core/bus_args.h"
 #include "core/escape.h"
 #include "core/filter.h"
 #include "core/rate_limit.h"
@@ -185,11 +186,15 @@ private:
                                                         std::to_string(c.uid) + ")");
     }
 
-    static void require_count(std::uint32_t count)
+    // Argument checks are pure (core/bus_args.h); a failed one is InvalidArgs.
+    template <typename T>
+    static T require_valid(Result<T> checked)
     {
-        if (count == 0)
-            throw sdbus::Error(error_invalid_args, "count must be 1 or more");
+        if (!checked)
+            throw sdbus::Error(error_invalid_args, checked.error().message);
+        return std::move(*checked);
     }
+    static void require_count(std::uint32_t count) { require_valid(check_count(count)); }
 
     std::vector<ProcessStats> visible_processes(const Caller& c)
     {
@@ -233,8 +238,7 @@ private:
 
     void SetFilters(sdbus::Result<>&& result, std::vector<std::string> rules) override
     {
-        if (auto parsed = parse_filter_rules(rules); !parsed)
-            throw sdbus::Error(error_invalid_args, parsed.error().message);
+        require_valid(check_filter_rules(rules));
         require_root(caller(), "SetFilters");
         if (auto r = s_.control_.set_filters(rules); !r)
             throw sdbus::Error(r.error().code == EINVAL ? error_invalid_args : error_failed, r.error().message);
@@ -244,12 +248,9 @@ private:
 
     void SetAttachMode(sdbus::Result<std::string>&& result, std::string mode) override
     {
-        auto requested = parse_requested_mode(mode);
-        if (!requested)
-            throw sdbus::Error(error_invalid_args,
-                               "unknown attach mode \"" + mode + "\": use auto, fentry, kprobe or tracepoint");
+        auto requested = require_valid(check_attach_mode(mode));
         require_root(caller(), "SetAttachMode");
-        s_.control_.set_mode(*requested, [reply = LaterReply<std::string>(std::move(result))](const Result<Mode>& r) {
+        s_.control_.set_mode(requested, [reply = LaterReply<std::string>(std::move(result))](const Result<Mode>& r) {
             if (r)
                 reply.ok(std::string(mode_name(*r)));
             else

@@ -90,7 +90,11 @@ Result<Config> parse_config(std::string_view text)
         return Error{EINVAL, "the configuration must be a JSON object ({\"key\": value, ...})"};
 
     Config c;
-    for (const auto& [key, v] : doc.items()) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture
+    // one in the lambda below.
+    for (const auto& item : doc.items()) {
+        const std::string& key = item.key();
+        const json& v = item.value();
         if (key == "mode") {
             if (!v.is_string())
                 return key_error(key, "must be a string: auto, fentry, kprobe or tracepoint");
@@ -168,7 +172,15 @@ Result<RuntimeState> parse_state(std::string_view text)
                 return Error{EINVAL, "the saved filters are invalid: " + parsed.error().message};
             s.filters = std::move(rules);
         }
-        s.saved_usec = doc.value("saved_usec", std::int64_t{0});
+        if (doc.contains("saved_usec")) {
+            // Checked first: converting a float out of int64's range is
+            // undefined behaviour (found by tests/fuzz, config/state-float).
+            const json& t = doc.at("saved_usec");
+            if (!t.is_number_integer() ||
+                (t.is_number_unsigned() && t.get<std::uint64_t>() > std::numeric_limits<std::int64_t>::max()))
+                return Error{EINVAL, "the saved state's saved_usec is not a whole number of microseconds"};
+            s.saved_usec = t.get<std::int64_t>();
+        }
     } catch (const json::exception& e) {
         return Error{EINVAL, std::string("the saved state is unreadable: ") + e.what()};
     }

@@ -33,7 +33,9 @@ std::optional<Event> EventJoiner::on_record(const void* data, std::size_t size, 
         }
         const char* p = static_cast<const char*>(data) + sizeof(r);
         Event e;
-        e.time_usec = static_cast<std::uint64_t>(static_cast<std::int64_t>(r.time_ns) + realtime_offset_ns) / 1000;
+        // Unsigned, so a nonsense timestamp wraps instead of overflowing a
+        // signed sum (undefined behaviour; found by tests/fuzz, record/time-overflow).
+        e.time_usec = (r.time_ns + static_cast<std::uint64_t>(realtime_offset_ns)) / 1000;
         e.pid = r.pid;
         e.tid = r.tid;
         e.ppid = r.ppid;
