@@ -80,7 +80,10 @@ Result<Config> parse_config(std::string_view text)
     json list;
     try {
         list = json::parse(wrapped, nullptr, true, /*ignore_comments=*/true);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // Not only parse_error: a number too large for a double is an
+        // out_of_range thrown by the parser, which ended the daemon at a
+        // reload (found by tests/fuzz, config/crash-number-overflow).
         return Error{EINVAL, std::string("the configuration is not valid JSON: ") + e.what()};
     }
     if (list.empty())

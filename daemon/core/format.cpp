@@ -1,5 +1,7 @@
 #include "format.h"
 
+#include <climits>
+#include <cstdint>
 #include <cstring>
 
 #include "escape.h"
@@ -10,8 +12,10 @@ std::string errno_name(int result)
 {
     if (result == 0)
         return "ok";
-    int err = result < 0 ? -result : result;
-    const char* name = strerrorname_np(err);
+    // 64 bits: -INT_MIN does not fit an int (found by tests/fuzz,
+    // record/crash-result-int-min).
+    std::int64_t err = result < 0 ? -std::int64_t{result} : result;
+    const char* name = err <= INT_MAX ? strerrorname_np(static_cast<int>(err)) : nullptr;
     return name ? name : "errno " + std::to_string(err);
 }
 

@@ -62,6 +62,8 @@ TEST_CASE("bad configurations are errors that name the key", "[config]")
              Case{R"({"reader_group": ""})", "\"reader_group\""},
              Case{R"({"mode": "auto",})", "not valid JSON"},
              Case{R"([1, 2])", "must be a JSON object"},
+             // The parser throws out_of_range, not parse_error, for this (tests/fuzz).
+             Case{R"({"max_processes": 1e3006})", "not valid JSON"},
          }) {
         auto c = parse_config(text);
         INFO(text);
@@ -84,6 +86,11 @@ TEST_CASE("the runtime state round-trips", "[config]")
     CHECK(*back == s);
     CHECK_FALSE(parse_state("{\"filters\": [\"bogus\"]}").ok());
     CHECK_FALSE(parse_state("not json").ok());
+    // Found by tests/fuzz: a float out of int64's range was converted anyway.
+    CHECK_FALSE(parse_state(R"({"saved_usec": 1e300})").ok());
+    CHECK_FALSE(parse_state(R"({"saved_usec": 1.5})").ok());
+    CHECK_FALSE(parse_state(R"({"saved_usec": 18446744073709551615})").ok());
+    CHECK(parse_state(R"({"saved_usec": -5})")->saved_usec == -5);
 }
 
 TEST_CASE("saved runtime changes win until the file changes; the command line wins over both", "[config]")

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -70,6 +72,20 @@ TEST_CASE("entry and exit records join into one event", "[event]")
     CHECK(e->mode == Mode::tracepoint);
     CHECK(e->op == "unlink");
     CHECK(journal_message(*e) == "rm[4242] uid=1000 failed to delete /tmp/a.txt: ENOENT");
+}
+
+TEST_CASE("a nonsense timestamp wraps instead of overflowing", "[event]")
+{
+    // Found by tests/fuzz (record/time-overflow): the signed sum was undefined.
+    EventJoiner j;
+    auto entry = entry_record(3, "a", "/a", "/");
+    std::uint64_t huge = INT64_MAX;
+    std::memcpy(entry.data() + offsetof(unlinkd_entry_record, time_ns), &huge, sizeof(huge));
+    (void)j.on_record(entry.data(), entry.size(), 1'000'000'000);
+    auto ex = exit_record(3, 0);
+    auto e = j.on_record(ex.data(), ex.size(), 1'000'000'000);
+    REQUIRE(e);
+    CHECK(e->time_usec == (std::uint64_t{INT64_MAX} + 1'000'000'000) / 1000);
 }
 
 TEST_CASE("an unresolved path is empty and the message shows the given name", "[event]")

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <climits>
 
 #include "core/cli.h"
 #include "core/format.h"
@@ -59,4 +60,5 @@ TEST_CASE("errno names", "[format]")
     CHECK(errno_name(-EISDIR) == "EISDIR");
     CHECK(errno_name(0) == "ok");
     CHECK(errno_name(-4095) == "errno 4095");
+    CHECK(errno_name(INT_MIN) == "errno 2147483648");  // its negation overflowed an int (tests/fuzz)
 }
