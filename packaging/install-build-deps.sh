@@ -9,6 +9,8 @@ packages=(
   libsystemd-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsdbus-c++-dev libsdbus-c++-bin
   # tests
   catch2 liburing-dev util-linux procps dbus-daemon python3 jq
+  # the fuzzers (libFuzzer and the sanitizer runtimes for clang 14) and valgrind (tests/fuzz, tests/sanitize)
+  libclang-rt-14-dev valgrind
   # systemd's dbus.service for the container's system bus (tests/systemd)
   dbus
   # systemd as PID 1 in a container (tests/systemd)
