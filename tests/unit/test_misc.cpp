@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 
+#include "core/bus_args.h"
 #include "core/cli.h"
 #include "core/format.h"
 #include "core/modes.h"
@@ -61,4 +63,23 @@ TEST_CASE("errno names", "[format]")
     CHECK(errno_name(0) == "ok");
     CHECK(errno_name(-4095) == "errno 4095");
     CHECK(errno_name(INT_MIN) == "errno 2147483648");  // its negation overflowed an int (tests/fuzz)
+}
+
+TEST_CASE("the D-Bus methods' argument checks", "[bus_args]")
+{
+    CHECK_FALSE(check_count(0).ok());
+    CHECK(check_count(0).error().message == "count must be 1 or more");
+    CHECK(check_count(1).ok());
+    CHECK(check_count(UINT32_MAX).ok());
+    auto rules = check_filter_rules({"uid=1000", "comm!=make"});
+    REQUIRE(rules.ok());
+    CHECK(rules->size() == 2);
+    auto bad = check_filter_rules({"uid=1000", "colour=red"});
+    REQUIRE_FALSE(bad.ok());
+    CHECK_THAT(bad.error().message, Catch::Contains("colour=red"));
+    CHECK(check_attach_mode("auto")->automatic);
+    CHECK(check_attach_mode("kprobe")->mode == Mode::kprobe);
+    REQUIRE_FALSE(check_attach_mode("fexit").ok());
+    CHECK(check_attach_mode("fexit").error().message ==
+          "unknown attach mode \"fexit\": use auto, fentry, kprobe or tracepoint");
 }
