@@ -443,9 +443,9 @@ void Manager::journal_summary(std::uint64_t now_usec)
 {
     auto now = engine_->counters();
     if (now.deletes != journal_summary_base_.deletes || now.failures != journal_summary_base_.failures)
-        JournalSink::send_summary(now, journal_summary_base_, top_processes(engine_->processes(), 5),
-                                  (now_usec - journal_summary_usec_ + 500'000) / 1'000'000,
-                                  mode_name(engine_->attached_mode()));
+        journal_->send_summary(now, journal_summary_base_, top_processes(engine_->processes(), 5),
+                               (now_usec - journal_summary_usec_ + 500'000) / 1'000'000,
+                               mode_name(engine_->attached_mode()));
     journal_summary_base_ = now;
     journal_summary_usec_ = now_usec;
 }

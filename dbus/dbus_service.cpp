@@ -23,6 +23,7 @@ namespace {
 
 using bus::error_access_denied;
 using bus::error_invalid_args;
+using bus::error_limits_exceeded;
 using bus::error_mode_unsupported;
 using bus::EventRow;
 using bus::interface_name;
@@ -30,6 +31,12 @@ using bus::ProcessRow;
 
 constexpr const char* error_failed = "org.freedesktop.DBus.Error.Failed";
 constexpr std::uint64_t retry_usec = 2'000'000;
+// Each subscription costs a match rule on the daemon's connection (the bus
+// allows 512 by default) and a copy of every signal the subscriber may see:
+// a uid opening connection after connection must not make the daemon send
+// hundreds of copies of each event. A desktop needs one per session.
+constexpr std::size_t max_subscriptions_per_uid = 64;
+constexpr std::size_t max_subscriptions = 256;
 
 ProcessRow process_row(const ProcessStats& p)
 {
@@ -246,8 +253,8 @@ private:
     {
         auto requested = parse_requested_mode(mode);
         if (!requested)
-            throw sdbus::Error(error_invalid_args,
-                               "unknown attach mode \"" + mode + "\": use auto, fentry, kprobe or tracepoint");
+            throw sdbus::Error(error_invalid_args, "unknown attach mode \"" + shown_input(mode, 64) +
+                                                       "\": use auto, fentry, kprobe or tracepoint");
         require_root(caller(), "SetAttachMode");
         s_.control_.set_mode(*requested, [reply = LaterReply<std::string>(std::move(result))](const Result<Mode>& r) {
             if (r)
@@ -280,6 +287,15 @@ private:
         auto c = caller();
         if (s_.subscribers_.count(who))
             return;
+        auto same_uid = std::count_if(s_.subscribers_.begin(), s_.subscribers_.end(),
+                                      [&](const auto& entry) { return entry.second.caller.uid == c.uid; });
+        if (static_cast<std::size_t>(same_uid) >= max_subscriptions_per_uid)
+            throw sdbus::Error(error_limits_exceeded,
+                               "uid " + std::to_string(c.uid) + " has " + std::to_string(max_subscriptions_per_uid) +
+                                   " subscriptions already, the most one uid may have; Unsubscribe() or close one");
+        if (s_.subscribers_.size() >= max_subscriptions)
+            throw sdbus::Error(error_limits_exceeded, "unlinkd has " + std::to_string(max_subscriptions) +
+                                                          " subscriptions already, the most it serves");
         std::string rule =
             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" + who + "'";
