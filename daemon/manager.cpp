@@ -25,6 +25,9 @@ constexpr std::uint64_t journal_summary_interval_sec = 60;
 constexpr std::uint64_t idle_poll_sec = 30;
 // How often a running mode switch looks whether the old attachment drained.
 constexpr std::uint64_t switch_poll_usec = 1000;
+// Events handed to the sinks per turn of the loop in a storm: a few
+// milliseconds of work, so a bus call waits no longer than that.
+constexpr std::size_t events_per_dispatch = 256;
 
 void notify(const std::string& message) { sd_notify(0, message.c_str()); }
 
@@ -503,7 +506,9 @@ void Manager::wake_tick()
 int Manager::on_events(sd_event_source*, int, uint32_t, void* self)
 {
     auto& m = *static_cast<Manager*>(self);
-    m.engine_->drain();
+    // A slice at a time: the ring buffer's fd stays readable while records
+    // are left, and the loop serves bus calls in between.
+    m.engine_->drain(events_per_dispatch);
     std::fflush(stdout);
     m.wake_tick();
     return 0;

@@ -1,6 +1,7 @@
 #include "dbus_service.h"
 
 #include <grp.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -144,6 +145,7 @@ public:
     EventSource retry_timer_;
     EventSource teardown_later_;
     bool said_unavailable_ = false;
+    std::uint64_t backlogged_ = 0;  // Deleted signals not sent: the bus was not keeping up
 };
 
 // The org.unlinkd.Unlinkd1 object. Every method: validate, authorize,
@@ -336,10 +338,11 @@ private:
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(s_.control_.totals().tracked_processes, UINT32_MAX));
     }
     std::uint64_t EvictedProcesses() override { return s_.control_.totals().evicted_processes; }
-    // Refused by the signal limit, plus never streamed by the kernel's budget.
+    // Refused by the signal limit or because the bus was not keeping up,
+    // plus never streamed by the kernel's budget.
     std::uint64_t SuppressedSignals() override
     {
-        return s_.signals_.suppressed_total() + s_.control_.counters().events_unstreamed;
+        return s_.signals_.suppressed_total() + s_.backlogged_ + s_.control_.counters().events_unstreamed;
     }
 
     State& s_;
@@ -425,6 +428,14 @@ void BusService::State::on_event(const Event& e)
     recent_.add(e);
     if (!connection_)
         return;
+    // The bus daemon is not keeping up (our socket to it is full: sd-bus
+    // queued what it could not write). A signal now would queue behind the
+    // others, and so would every reply: callers would wait for seconds in a
+    // storm. Dropped and counted instead, as the rate limit's are.
+    if (connection_->getEventLoopPollData().events & POLLOUT) {
+        ++backlogged_;
+        return;
+    }
     if (!signals_.allow(loop_now(loop_)))
         return;
     auto row = event_row(e);
