@@ -65,16 +65,20 @@ std::vector<std::uint32_t> group_ids(const std::string& name)
 }
 
 // A reply that may outlive the handler (the method completes later, from the
-// loop), and may find the caller or the bus gone by then.
+// loop), and may find the caller or the bus gone by then. `connected` is
+// false once the connection the call came on is torn down: the message's
+// sdbus-c++ side points into that connection, so it must not be used.
 template <typename... Results>
 class LaterReply {
 public:
-    explicit LaterReply(sdbus::Result<Results...>&& result)
-        : result_(std::make_shared<sdbus::Result<Results...>>(std::move(result)))
+    LaterReply(sdbus::Result<Results...>&& result, std::shared_ptr<const bool> connected)
+        : result_(std::make_shared<sdbus::Result<Results...>>(std::move(result))), connected_(std::move(connected))
     {
     }
     void ok(const Results&... values) const
     {
+        if (!*connected_)
+            return;
         try {
             result_->returnResults(values...);
         } catch (const sdbus::Error& e) {
@@ -83,6 +87,8 @@ public:
     }
     void fail(const char* name, const std::string& message) const
     {
+        if (!*connected_)
+            return;
         try {
             result_->returnError(sdbus::Error(name, message));
         } catch (const sdbus::Error& e) {
@@ -92,6 +98,7 @@ public:
 
 private:
     std::shared_ptr<sdbus::Result<Results...>> result_;
+    std::shared_ptr<const bool> connected_;
 };
 
 }  // namespace
@@ -135,6 +142,8 @@ public:
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::pair<std::uint64_t, std::uint64_t>> last_summary_;
 
     std::unique_ptr<sdbus::IConnection> connection_;
+    // True while connection_ is this one; replies pending past it see false.
+    std::shared_ptr<bool> connected_ = std::make_shared<bool>(false);
     std::unique_ptr<Object> object_;
     // The same interface at bus::subscription_path: its signals go to one
     // subscriber each (see unlinkd1.h); its methods behave as the main one's.
@@ -258,7 +267,7 @@ private:
             throw sdbus::Error(error_invalid_args, "unknown attach mode \"" + shown_input(mode, 64) +
                                                        "\": use auto, fentry, kprobe or tracepoint");
         require_root(caller(), "SetAttachMode");
-        s_.control_.set_mode(*requested, [reply = LaterReply<std::string>(std::move(result))](const Result<Mode>& r) {
+        s_.control_.set_mode(*requested, [reply = LaterReply<std::string>(std::move(result), s_.connected_)](const Result<Mode>& r) {
             if (r)
                 reply.ok(std::string(mode_name(*r)));
             else
@@ -356,6 +365,7 @@ void BusService::State::connect()
         // callers find everything in place.
         connection_ = options_.address ? sdbus::createSessionBusConnectionWithAddress(*options_.address)
                                        : sdbus::createSystemBusConnection();
+        connected_ = std::make_shared<bool>(true);
         bus_driver_ = sdbus::createProxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
         bus_driver_->finishRegistration();
         object_ = std::make_unique<Object>(*connection_, *this, bus::object_path);
@@ -392,6 +402,7 @@ void BusService::State::connect()
 
 void BusService::State::teardown()
 {
+    *connected_ = false;
     binding_.reset();
     subscribers_.clear();
     subscription_object_.reset();
