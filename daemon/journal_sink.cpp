@@ -1,7 +1,12 @@
 #include "journal_sink.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <string>
 #include <vector>
@@ -12,16 +17,35 @@ namespace unlinkd {
 
 namespace {
 
-void send(const std::vector<std::string>& fields)
+// journald's socket. sd_journal_sendv() returns 0 when it does not exist (it
+// drops the entry silently), so only its absence tells that case apart.
+constexpr const char* journal_socket = "/run/systemd/journal/socket";
+
+}  // namespace
+
+void JournalSink::send(const std::vector<std::string>& fields)
 {
     std::vector<iovec> iov;
     iov.reserve(fields.size());
     for (const auto& f : fields)
         iov.push_back(iovec{const_cast<char*>(f.data()), f.size()});
-    sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+    int r = sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+    if (r == 0 && access(journal_socket, F_OK) != 0)
+        r = -errno;
+    if (r < 0) {
+        if (!journal_away_)
+            spdlog::warn("journald does not take entries ({}: {}); deletions are still counted, their journal "
+                         "entries are lost until it is back",
+                         journal_socket, strerrorname_np(-r));
+        journal_away_ = true;
+        ++lost_entries_;
+        return;
+    }
+    if (journal_away_)
+        spdlog::info("journald takes entries again; {} were lost while it was away", lost_entries_);
+    journal_away_ = false;
+    lost_entries_ = 0;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<JournalSink>> JournalSink::make(sd_event* loop, std::uint64_t max_per_second,
                                                        std::function<std::uint64_t()> unstreamed_total)

@@ -1,6 +1,8 @@
 // Publishes deletions to the journal: one structured entry per deletion, at
 // most max_per_second a second, and one entry per second saying how many were
 // not logged beyond that (the counts in the kernel stay exact regardless).
+// When journald is absent or stops, counting goes on; the log (stderr) says
+// so once, and again when journald takes entries again.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -32,7 +34,7 @@ public:
     void on_event(const Event& e) override;
     void set_rate(std::uint64_t max_per_second) { limit_.set_rate(max_per_second); }
     // Writes the periodic summary entry (journal_fields.h).
-    static void send_summary(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,
+    void send_summary(const Totals& now, const Totals& before, const std::vector<ProcessStats>& top,
                              std::uint64_t interval_sec, std::string_view mode);
 
 private:
@@ -40,11 +42,15 @@ private:
     static int on_timer(sd_event_source* source, std::uint64_t usec, void* self);
     // Writes the "N not logged" entry if any were; says whether.
     bool flush_not_logged();
+    // One entry to journald; notes when it stops or starts taking them.
+    void send(const std::vector<std::string>& fields);
     sd_event* loop_;
     RateLimiter limit_;
     std::function<std::uint64_t()> unstreamed_total_;
     std::uint64_t unstreamed_seen_ = 0;
     EventSource timer_;
+    bool journal_away_ = false;    // said so; says again when it is back
+    std::uint64_t lost_entries_ = 0;  // while it was away
 };
 
 }  // namespace unlinkd

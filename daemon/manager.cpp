@@ -28,6 +28,9 @@ constexpr std::uint64_t switch_poll_usec = 1000;
 // How often a load of a mode's programs (the verifier's work, on the
 // engine's helper thread) is looked at.
 constexpr std::uint64_t load_poll_usec = 10'000;
+// Events handed to the sinks per turn of the loop in a storm: a few
+// milliseconds of work, so a bus call waits no longer than that.
+constexpr std::size_t events_per_dispatch = 256;
 
 void notify(const std::string& message) { sd_notify(0, message.c_str()); }
 
@@ -452,9 +455,9 @@ void Manager::journal_summary(std::uint64_t now_usec)
 {
     auto now = engine_->counters();
     if (now.deletes != journal_summary_base_.deletes || now.failures != journal_summary_base_.failures)
-        JournalSink::send_summary(now, journal_summary_base_, top_processes(engine_->processes(), 5),
-                                  (now_usec - journal_summary_usec_ + 500'000) / 1'000'000,
-                                  mode_name(engine_->attached_mode()));
+        journal_->send_summary(now, journal_summary_base_, top_processes(engine_->processes(), 5),
+                               (now_usec - journal_summary_usec_ + 500'000) / 1'000'000,
+                               mode_name(engine_->attached_mode()));
     journal_summary_base_ = now;
     journal_summary_usec_ = now_usec;
 }
@@ -512,7 +515,9 @@ void Manager::wake_tick()
 int Manager::on_events(sd_event_source*, int, uint32_t, void* self)
 {
     auto& m = *static_cast<Manager*>(self);
-    m.engine_->drain();
+    // A slice at a time: the ring buffer's fd stays readable while records
+    // are left, and the loop serves bus calls in between.
+    m.engine_->drain(events_per_dispatch);
     std::fflush(stdout);
     m.wake_tick();
     return 0;

@@ -1,6 +1,7 @@
 #include "dbus_service.h"
 
 #include <grp.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-bus.h>
 
@@ -27,6 +28,7 @@ namespace {
 
 using bus::error_access_denied;
 using bus::error_invalid_args;
+using bus::error_limits_exceeded;
 using bus::error_mode_unsupported;
 using bus::EventRow;
 using bus::interface_name;
@@ -34,6 +36,12 @@ using bus::ProcessRow;
 
 constexpr const char* error_failed = "org.freedesktop.DBus.Error.Failed";
 constexpr std::uint64_t retry_usec = 2'000'000;
+// Each subscription costs a match rule on the daemon's connection (the bus
+// allows 512 by default) and a copy of every signal the subscriber may see:
+// a uid opening connection after connection must not make the daemon send
+// hundreds of copies of each event. A desktop needs one per session.
+constexpr std::size_t max_subscriptions_per_uid = 64;
+constexpr std::size_t max_subscriptions = 256;
 
 ProcessRow process_row(const ProcessStats& p)
 {
@@ -81,16 +89,20 @@ void try_bus_address(const std::string& address)
 }
 
 // A reply that may outlive the handler (the method completes later, from the
-// loop), and may find the caller or the bus gone by then.
+// loop), and may find the caller or the bus gone by then. `connected` is
+// false once the connection the call came on is torn down: the message's
+// sdbus-c++ side points into that connection, so it must not be used.
 template <typename... Results>
 class LaterReply {
 public:
-    explicit LaterReply(sdbus::Result<Results...>&& result)
-        : result_(std::make_shared<sdbus::Result<Results...>>(std::move(result)))
+    LaterReply(sdbus::Result<Results...>&& result, std::shared_ptr<const bool> connected)
+        : result_(std::make_shared<sdbus::Result<Results...>>(std::move(result))), connected_(std::move(connected))
     {
     }
     void ok(const Results&... values) const
     {
+        if (!*connected_)
+            return;
         try {
             result_->returnResults(values...);
         } catch (const sdbus::Error& e) {
@@ -99,6 +111,8 @@ public:
     }
     void fail(const char* name, const std::string& message) const
     {
+        if (!*connected_)
+            return;
         try {
             result_->returnError(sdbus::Error(name, message));
         } catch (const sdbus::Error& e) {
@@ -108,6 +122,7 @@ public:
 
 private:
     std::shared_ptr<sdbus::Result<Results...>> result_;
+    std::shared_ptr<const bool> connected_;
 };
 
 }  // namespace
@@ -151,6 +166,8 @@ public:
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::pair<std::uint64_t, std::uint64_t>> last_summary_;
 
     std::unique_ptr<sdbus::IConnection> connection_;
+    // True while connection_ is this one; replies pending past it see false.
+    std::shared_ptr<bool> connected_ = std::make_shared<bool>(false);
     std::unique_ptr<Object> object_;
     // The same interface at bus::subscription_path: its signals go to one
     // subscriber each (see unlinkd1.h); its methods behave as the main one's.
@@ -161,6 +178,7 @@ public:
     EventSource retry_timer_;
     EventSource teardown_later_;
     bool said_unavailable_ = false;
+    std::uint64_t backlogged_ = 0;  // Deleted signals not sent: the bus was not keeping up
 };
 
 // The org.unlinkd.Unlinkd1 object. Every method: validate, authorize,
@@ -273,7 +291,7 @@ private:
     {
         auto requested = require_valid(check_attach_mode(mode));
         require_root(caller(), "SetAttachMode");
-        s_.control_.set_mode(requested, [reply = LaterReply<std::string>(std::move(result))](const Result<Mode>& r) {
+        s_.control_.set_mode(requested, [reply = LaterReply<std::string>(std::move(result), s_.connected_)](const Result<Mode>& r) {
             if (r)
                 reply.ok(std::string(mode_name(*r)));
             else
@@ -304,6 +322,15 @@ private:
         auto c = caller();
         if (s_.subscribers_.count(who))
             return;
+        auto same_uid = std::count_if(s_.subscribers_.begin(), s_.subscribers_.end(),
+                                      [&](const auto& entry) { return entry.second.caller.uid == c.uid; });
+        if (static_cast<std::size_t>(same_uid) >= max_subscriptions_per_uid)
+            throw sdbus::Error(error_limits_exceeded,
+                               "uid " + std::to_string(c.uid) + " has " + std::to_string(max_subscriptions_per_uid) +
+                                   " subscriptions already, the most one uid may have; Unsubscribe() or close one");
+        if (s_.subscribers_.size() >= max_subscriptions)
+            throw sdbus::Error(error_limits_exceeded, "unlinkd has " + std::to_string(max_subscriptions) +
+                                                          " subscriptions already, the most it serves");
         std::string rule =
             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" + who + "'";
@@ -344,10 +371,11 @@ private:
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(s_.control_.totals().tracked_processes, UINT32_MAX));
     }
     std::uint64_t EvictedProcesses() override { return s_.control_.totals().evicted_processes; }
-    // Refused by the signal limit, plus never streamed by the kernel's budget.
+    // Refused by the signal limit or because the bus was not keeping up,
+    // plus never streamed by the kernel's budget.
     std::uint64_t SuppressedSignals() override
     {
-        return s_.signals_.suppressed_total() + s_.control_.counters().events_unstreamed;
+        return s_.signals_.suppressed_total() + s_.backlogged_ + s_.control_.counters().events_unstreamed;
     }
 
     State& s_;
@@ -363,6 +391,7 @@ void BusService::State::connect()
             try_bus_address(*options_.address);
         connection_ = options_.address ? sdbus::createSessionBusConnectionWithAddress(*options_.address)
                                        : sdbus::createSystemBusConnection();
+        connected_ = std::make_shared<bool>(true);
         bus_driver_ = sdbus::createProxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
         bus_driver_->finishRegistration();
         object_ = std::make_unique<Object>(*connection_, *this, bus::object_path);
@@ -399,6 +428,7 @@ void BusService::State::connect()
 
 void BusService::State::teardown()
 {
+    *connected_ = false;
     binding_.reset();
     subscribers_.clear();
     subscription_object_.reset();
@@ -435,6 +465,14 @@ void BusService::State::on_event(const Event& e)
     recent_.add(e);
     if (!connection_)
         return;
+    // The bus daemon is not keeping up (our socket to it is full: sd-bus
+    // queued what it could not write). A signal now would queue behind the
+    // others, and so would every reply: callers would wait for seconds in a
+    // storm. Dropped and counted instead, as the rate limit's are.
+    if (connection_->getEventLoopPollData().events & POLLOUT) {
+        ++backlogged_;
+        return;
+    }
     if (!signals_.allow(loop_now(loop_)))
         return;
     auto row = event_row(e);

@@ -19,6 +19,7 @@ inline constexpr const char* subscription_path = "/org/unlinkd/Unlinkd1/Subscrip
 
 inline constexpr const char* error_invalid_args = "org.freedesktop.DBus.Error.InvalidArgs";
 inline constexpr const char* error_access_denied = "org.freedesktop.DBus.Error.AccessDenied";
+inline constexpr const char* error_limits_exceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
 inline constexpr const char* error_mode_unsupported = "org.unlinkd.Unlinkd1.Error.ModeUnsupported";
 
 // a(uusttts): pid, uid, comm, deletes, failures, last delete (realtime usec), unit

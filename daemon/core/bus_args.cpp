@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "escape.h"
+
 namespace unlinkd {
 
 Status check_count(std::uint32_t count)
@@ -20,7 +22,8 @@ Result<RequestedMode> check_attach_mode(std::string_view mode)
 {
     if (auto requested = parse_requested_mode(mode))
         return *requested;
-    return Error{EINVAL, "unknown attach mode \"" + std::string(mode) + "\": use auto, fentry, kprobe or tracepoint"};
+    // At most 64 bytes of the caller's input, escaped, go back in the message.
+    return Error{EINVAL, "unknown attach mode \"" + shown_input(mode, 64) + "\": use auto, fentry, kprobe or tracepoint"};
 }
 
 }  // namespace unlinkd

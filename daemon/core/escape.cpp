@@ -1,6 +1,7 @@
 #include "escape.h"
 
 #include <cstdint>
+#include <string>
 
 namespace unlinkd {
 
@@ -108,6 +109,17 @@ std::optional<std::string> unescape_name(std::string_view text)
     if (escape_name(out) != text)
         return std::nullopt;
     return out;
+}
+
+std::string shown_input(std::string_view bytes, std::size_t max_bytes)
+{
+    if (bytes.size() <= max_bytes)
+        return escape_name(bytes);
+    // Cut on a character boundary: a cut inside one would show as \xNN bytes.
+    std::size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(bytes[cut]) & 0xc0) == 0x80)
+        --cut;
+    return escape_name(bytes.substr(0, cut)) + "... (" + std::to_string(bytes.size()) + " bytes)";
 }
 
 }  // namespace unlinkd

@@ -22,6 +22,11 @@ namespace unlinkd {
 // method or signal.
 std::string escape_name(std::string_view bytes);
 
+// A caller's input quoted in an error message: escaped as above, and cut
+// after `max_bytes` of it with the whole length said, so a 1 MiB argument
+// is not echoed back whole (the message stays readable and small).
+std::string shown_input(std::string_view bytes, std::size_t max_bytes = 256);
+
 // The exact bytes back from escape_name()'s text; nothing when `text` is
 // not something escape_name() could have written.
 std::optional<std::string> unescape_name(std::string_view text);

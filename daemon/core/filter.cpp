@@ -7,6 +7,7 @@
 #include <map>
 #include <string_view>
 
+#include "escape.h"
 #include "path_util.h"
 #include "unit.h"
 
@@ -31,7 +32,7 @@ std::string FilterRule::text() const
 
 static Error bad_rule(std::string_view rule, std::string_view why)
 {
-    return Error{EINVAL, "invalid filter rule \"" + std::string(rule) + "\": " + std::string(why)};
+    return Error{EINVAL, "invalid filter rule \"" + shown_input(rule) + "\": " + std::string(why)};
 }
 
 static Result<FilterRule> parse_rule(std::string_view rule)
@@ -77,7 +78,7 @@ static Result<FilterRule> parse_rule(std::string_view rule)
                                   ".scope, .slice, .socket, .mount or .swap (for example cron.service)");
         r.value = value;
     } else {
-        return bad_rule(rule, "unknown field \"" + std::string(name) +
+        return bad_rule(rule, "unknown field \"" + shown_input(name, 64) +
                                   "\"; fields are pid, uid, comm, path, unit");
     }
     return r;

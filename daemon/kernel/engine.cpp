@@ -365,6 +365,12 @@ Status Engine::reset() { return maps_->reset_counts(); }
 
 int Engine::events_fd() const { return ring_buffer__epoll_fd(ring_); }
 
+namespace {
+// on_ring_record's return when drain()'s budget is spent: stops libbpf's
+// consume loop; no errno libbpf itself returns.
+constexpr int budget_spent = -ECANCELED;
+}  // namespace
+
 int Engine::on_ring_record(void* ctx, void* data, std::size_t size)
 {
     auto* self = static_cast<Engine*>(ctx);
@@ -375,15 +381,18 @@ int Engine::on_ring_record(void* ctx, void* data, std::size_t size)
     ++self->delivered_;
     if (self->sink_)
         self->sink_->on_event(*event);
-    return 0;
+    // libbpf stops consuming at a negative return (this record is consumed).
+    return self->delivered_ >= self->budget_ ? budget_spent : 0;
 }
 
-std::size_t Engine::drain()
+std::size_t Engine::drain(std::size_t budget)
 {
     realtime_offset_ns_ = realtime_offset_ns();
     delivered_ = 0;
+    budget_ = budget == 0 ? 1 : budget;
     int n = ring_buffer__consume(ring_);
-    if (n < 0)
+    stopped_early_ = n == budget_spent;
+    if (n < 0 && n != budget_spent)
         spdlog::warn("reading the ring buffer failed: {}", std::strerror(-n));
     return delivered_;
 }

@@ -111,8 +111,13 @@ public:
     Status set_streaming(bool stream_events, std::uint32_t per_sec);
 
     int events_fd() const;
-    // Delivers every complete event ready in the ring buffer to the sink.
-    std::size_t drain();
+    // Delivers every complete event ready in the ring buffer to the sink, or
+    // the first `budget` of them: the loop serves its other sources (bus
+    // calls) between slices of a storm.
+    std::size_t drain(std::size_t budget = SIZE_MAX);
+    // drain() stopped at its budget with records left: call it again (the
+    // ring buffer's fd stays readable, so the loop does).
+    bool drain_stopped_early() const { return stopped_early_; }
 
     BpfMaps& maps() { return *maps_; }
 
@@ -162,6 +167,8 @@ private:
     CgroupUnits units_;
     std::int64_t realtime_offset_ns_ = 0;
     std::size_t delivered_ = 0;
+    std::size_t budget_ = SIZE_MAX;
+    bool stopped_early_ = false;
 };
 
 // CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns.

@@ -4,8 +4,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -91,6 +94,8 @@ class PinKeeper final : public ObjectKeeper {
 public:
     explicit PinKeeper(std::string directory) : dir_(std::move(directory))
     {
+        if (!ensure_bpffs())
+            return;
         if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
             spdlog::warn("cannot create {} ({}): counts will not survive a crash of this run", dir_,
                          std::strerror(errno));
@@ -160,6 +165,38 @@ protected:
     void remove(const std::string& name) override { unlinkat(dir_fd_, name.c_str(), 0); }
 
 private:
+    // Pins live on a bpf filesystem. Outside systemd nothing may have mounted
+    // one on /sys/fs/bpf (a container, a minimal boot): mount it, as tracefs
+    // is mounted for tracepoints, or say what to run.
+    bool ensure_bpffs() const
+    {
+        auto slash = dir_.find_last_of('/');
+        // Assigned, not built with operator+ or "/": GCC 12's false -Wrestrict (PR 105651).
+        std::string parent(dir_, 0, slash == 0 || slash == std::string::npos ? 1 : slash);
+        if (on_bpffs(parent))
+            return true;
+        if (parent == default_bpffs) {
+            if (mount("bpf", default_bpffs, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") == 0) {
+                spdlog::info("mounted the bpf filesystem on {} (pins keep the counts across a crash)", default_bpffs);
+                return true;
+            }
+            spdlog::warn("no bpf filesystem on {} and mounting one failed ({}); counts will not survive a crash "
+                         "of this run; run: mount -t bpf bpf {}",
+                         default_bpffs, strerrorname_np(errno), default_bpffs);
+            return false;
+        }
+        spdlog::warn("{} is not on a bpf filesystem: counts will not survive a crash of this run (UNLINKD_PIN_DIR "
+                     "must be under a bpffs mount, e.g. /sys/fs/bpf)",
+                     dir_);
+        return false;
+    }
+    static bool on_bpffs(const std::string& path)
+    {
+        struct statfs st {};
+        return statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC;
+    }
+    static constexpr const char* default_bpffs = "/sys/fs/bpf";
+
     std::string dir_;
     int dir_fd_ = -1;
 };

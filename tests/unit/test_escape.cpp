@@ -6,6 +6,7 @@
 
 #include "core/escape.h"
 #include "core/event.h"
+#include "core/filter.h"
 #include "core/format.h"
 
 using namespace unlinkd;
@@ -69,4 +70,23 @@ TEST_CASE("no name breaks a line of output or the JSON", "[escape]")
     auto back = nlohmann::json::parse(json);
     CHECK(unescape_name(back["path_as_given"].get<std::string>()) == e.path_as_given);
     CHECK(back["unit"] == "a\\x1b[31m.service");
+}
+
+TEST_CASE("a caller's input in an error message: escaped, and cut when long", "[escape]")
+{
+    CHECK(shown_input("colour=red") == "colour=red");
+    CHECK(shown_input("a\nb") == "a\\x0ab");
+    CHECK(shown_input(std::string(1 << 20, 'a')) == std::string(256, 'a') + "... (1048576 bytes)");
+    // The cut never splits a character: "é" is two bytes, the 256th byte starts one.
+    std::string text = std::string(255, 'a') + "\xc3\xa9" + "zz";
+    CHECK(shown_input(text) == std::string(255, 'a') + "... (259 bytes)");
+    CHECK(shown_input("abcdef", 3) == "abc... (6 bytes)");
+}
+
+TEST_CASE("a bad filter rule of 1 MiB is named, not echoed whole", "[escape][filter]")
+{
+    auto r = parse_filter_rules({"comm=" + std::string(1 << 20, 'x')});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.size() < 512);
+    CHECK_THAT(r.error().message, Catch::Contains("(1048581 bytes)") && Catch::Contains("comm must be 1 to 15 bytes"));
 }
