@@ -346,8 +346,9 @@ TEST_CASE("signals: broadcast to root only, Subscribe delivers the subscriber's 
             auto connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
             std::atomic<int> seen{0};
             std::atomic<int> foreign{0};
-            auto on_deleted = [&](std::uint64_t, std::uint32_t, std::uint32_t signal_uid, const std::string& comm,
-                                  const std::string&, std::int32_t, const std::string&) {
+            auto on_deleted = [&](std::uint64_t, std::uint32_t, std::uint32_t signal_uid, std::uint32_t,
+                                  const std::string& comm, const std::string&, const std::string&, std::int32_t,
+                                  const std::string&, const std::string&) {
                 if (comm.rfind("ulk-sig", 0) == 0)
                     ++seen;
                 if (getuid() != 0 && signal_uid != getuid())
@@ -522,11 +523,11 @@ TEST_CASE("Summary: the processes that changed, once per interval, nothing when 
     std::mutex m;
     std::vector<std::vector<std::pair<std::uint32_t, std::uint64_t>>> summaries;  // (pid, deletes) per signal
     proxy->uponSignal("Summary").onInterface(iface).call(
-        [&](const std::vector<sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t,
-                                            std::uint64_t, std::string>>& rows) {
+        [&](const std::vector<sdbus::Struct<std::uint32_t, std::uint32_t, std::uint32_t, std::string, std::uint64_t,
+                                            std::uint64_t, std::uint64_t, std::string>>& rows) {
             std::vector<std::pair<std::uint32_t, std::uint64_t>> one;
             for (const auto& r : rows)
-                one.emplace_back(r.get<0>(), r.get<3>());
+                one.emplace_back(r.get<0>(), r.get<4>());
             std::lock_guard<std::mutex> lock(m);
             summaries.push_back(one);
         });
