@@ -144,12 +144,53 @@ static __always_inline __u32 read_given(struct scratch *s, const void *name, boo
 	return (__u32)(n - 1) & OFF_MASK;
 }
 
+/* Appends the path from the root of the mount tree down to `dentry` on
+ * `vfsmnt` to s->path (empty for the root itself). False when the walk did
+ * not reach the root within UNLINKD_MAX_DIR_DEPTH directories. */
+static __always_inline bool walk_from_root(struct scratch *s, struct vfsmount *vfsmnt, struct dentry *dentry)
+{
+	struct walk_ctx walk = {};
+
+	walk.dentry = dentry;
+	walk.mnt = real_mount(vfsmnt);
+	bpf_loop(2 * UNLINKD_MAX_DIR_DEPTH, walk_up, &walk, 0);
+	if (!walk.done)
+		return false;
+	s->dir_depth = walk.depth;
+	bpf_loop(UNLINKD_MAX_DIR_DEPTH, append_dir_component, NULL, 0);
+	return true;
+}
+
+/* The absolute path of the task's executable (task->mm->exe_file) into
+ * s->path, with the same walk as the deleted names; 0 when the task has
+ * none (a kernel thread) or it cannot be resolved. Clobbers s->path, so it
+ * runs once the event's path has been copied out. */
+static __always_inline __u32 resolve_exe(struct scratch *s, struct task_struct *task)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct vfsmount *vfsmnt;
+	struct dentry *dentry;
+	__u32 flags = s->flags; /* the event's: push_component sets them */
+	bool ok;
+
+	s->path_len = 0;
+	s->n_components = 0;
+	s->dir_depth = 0;
+	if (!exe)
+		return 0;
+	vfsmnt = BPF_CORE_READ(exe, f_path.mnt);
+	dentry = BPF_CORE_READ(exe, f_path.dentry);
+	s->flags = 0;
+	ok = vfsmnt && dentry && walk_from_root(s, vfsmnt, dentry) && !(s->flags & UNLINKD_EVENT_PATH_UNRESOLVED);
+	s->flags = flags;
+	return ok ? s->path_len & OFF_MASK : 0;
+}
+
 /* Builds the absolute path of the name at `name` relative to `dfd` into
  * s->path; sets UNLINKD_EVENT_PATH_UNRESOLVED (and path_len 0) on failure. */
 static __always_inline __u32 build_path(struct scratch *s, struct task_struct *task, int dfd,
 					const void *name, bool user)
 {
-	struct walk_ctx walk = {};
 	struct norm_ctx norm = {};
 	struct vfsmount *vfsmnt;
 	struct dentry *dentry;
@@ -184,13 +225,8 @@ static __always_inline __u32 build_path(struct scratch *s, struct task_struct *t
 	if (!vfsmnt || !dentry)
 		goto unresolved;
 
-	walk.dentry = dentry;
-	walk.mnt = real_mount(vfsmnt);
-	bpf_loop(2 * UNLINKD_MAX_DIR_DEPTH, walk_up, &walk, 0);
-	if (!walk.done)
+	if (!walk_from_root(s, vfsmnt, dentry))
 		goto unresolved;
-	s->dir_depth = walk.depth;
-	bpf_loop(UNLINKD_MAX_DIR_DEPTH, append_dir_component, NULL, 0);
 
 	norm.given_len = given_len;
 	bpf_loop(given_len + 1, normalise_step, &norm, 0);

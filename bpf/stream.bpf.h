@@ -39,14 +39,16 @@ static __always_inline bool stream_token(const struct unlinkd_config *cfg, __u64
 	return true;
 }
 
+/* Only here, for a streamed event, is the executable resolved: counting
+ * never pays for its path walk. */
 static __always_inline int stream_entry(struct scratch *s, struct task_struct *task,
 					 const struct unlinkd_config *cfg, enum unlinkd_mode mode,
-					 __u32 ktid, __u64 start_ns, __u32 given_len)
+					 enum unlinkd_op op, __u32 ktid, __u64 start_ns, __u32 given_len)
 {
 	struct unlinkd_totals *t = get_totals();
 	struct ids ids = {};
 	__u64 uid_gid = bpf_get_current_uid_gid();
-	__u32 path_len = s->path_len & OFF_MASK, cg_len = 0, size;
+	__u32 path_len = s->path_len & OFF_MASK, cg_len = 0, exe_len, off, size;
 
 	if (!(s->cg_depth))
 		collect_cgroups(s, task, cfg);
@@ -60,7 +62,7 @@ static __always_inline int stream_entry(struct scratch *s, struct task_struct *t
 
 	s->rec.kind = UNLINKD_RECORD_ENTRY;
 	s->rec.mode = mode;
-	s->rec.op = UNLINKD_OP_UNLINK;
+	s->rec.op = op;
 	s->rec.flags = s->flags;
 	s->rec.kernel_tid = ktid;
 	s->rec.time_ns = start_ns;
@@ -73,12 +75,23 @@ static __always_inline int stream_entry(struct scratch *s, struct task_struct *t
 	s->rec.given_len = given_len;
 	s->rec.path_len = path_len;
 	s->rec.cgroup_len = cg_len;
+	s->rec.loginuid = task_loginuid(task);
+	s->rec.sessionid = task_sessionid(task);
 	bpf_get_current_comm(s->rec.comm, sizeof(s->rec.comm));
-	/* The given name is already at data[0]; the path and cgroup follow it. */
+	/* The given name is already at data[0]; the path, cgroup and executable
+	 * follow it. */
 	bpf_probe_read_kernel(&s->data[given_len & OFF_MASK], path_len, s->path);
 	bpf_probe_read_kernel(&s->data[(given_len + path_len) & 8191], cg_len, s->cg);
+	off = (given_len & OFF_MASK) + path_len + cg_len;
+	exe_len = resolve_exe(s, task);
+	/* Bounds the verifier can see: off <= 2 * 4095 + 511, exe_len <= 4095. */
+	if (off > 2 * UNLINKD_PATH_MAX + UNLINKD_CGROUP_PATH_MAX)
+		exe_len = 0;
+	else
+		bpf_probe_read_kernel(&s->data[off], exe_len & OFF_MASK, s->path);
+	s->rec.exe_len = exe_len;
 
-	size = sizeof(s->rec) + ((given_len + path_len + cg_len) & 16383);
+	size = sizeof(s->rec) + off + (exe_len & OFF_MASK);
 	if (bpf_ringbuf_output(&events, &s->rec, size, 0)) {
 		if (t)
 			bump(&t->ringbuf_drops);

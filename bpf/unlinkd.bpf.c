@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * unlinkd's kernel side: counts every call of do_unlinkat per process, applies
- * the filters before counting, and streams detail (names, paths, cgroup) to
- * user space when it asks for it.
+ * unlinkd's kernel side: counts every call of do_unlinkat (op unlink) and
+ * do_rmdir (op rmdir) per process, applies the filters before counting, and
+ * streams detail (names, paths, cgroup, executable) to user space when it
+ * asks for it.
  *
- * Three attach modes feed the same maps: fentry/fexit, kprobe/kretprobe and
- * the unlink/unlinkat syscall tracepoints. The SEC() programs at the bottom
+ * Three attach modes feed the same maps: fentry/fexit and kprobe/kretprobe
+ * on both functions, and the unlink/unlinkat/rmdir syscall tracepoints. The SEC() programs at the bottom
  * are thin; the logic is the hot path above them (on_entry filters and
  * claims a call, on_exit counts it) and the helpers it calls, one concern a
  * header: task.bpf.h (pids), path.bpf.h (absolute paths), cgroup.bpf.h,
@@ -35,6 +36,7 @@ const volatile __u32 attachment_id = 0;
 const volatile bool claims_calls = true;
 
 #define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
 #define EEXIST 17
 
 /* ---- maps (their keys and values are the ABI, unlinkd.h) ---- */
@@ -154,10 +156,12 @@ static __always_inline void bump(__u64 *counter)
 
 /* ---- the hot path: entry and exit ---- */
 
-/* do_unlinkat starts: decide (filters), claim the call (inflight), and
- * stream the names if user space wants events. `name` is a struct filename *
- * (kernel modes) or the syscall's user pointer (tracepoint mode). */
-static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void *name, bool user)
+/* do_unlinkat or do_rmdir starts: decide (filters), claim the call
+ * (inflight), and stream the names if user space wants events. `name` is a
+ * struct filename * (kernel modes) or the syscall's user pointer (tracepoint
+ * mode). */
+static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op, int dfd, const void *name,
+				     bool user)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 ktid = (__u32)id, zero = 0, gen, used, given_len = 0;
@@ -225,6 +229,19 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 			if (!passes(rule_lookup(gen, UNLINKD_FILTER_UID, &uid, 4), UNLINKD_FILTER_UID, meta))
 				return;
 		}
+		if (used & (1u << UNLINKD_FILTER_OP)) {
+			__u32 op_value = op;
+
+			if (!passes(rule_lookup(gen, UNLINKD_FILTER_OP, &op_value, 4), UNLINKD_FILTER_OP, meta))
+				return;
+		}
+		if (used & (1u << UNLINKD_FILTER_LOGINUID)) {
+			__u32 loginuid = task_loginuid(task);
+
+			if (!passes(rule_lookup(gen, UNLINKD_FILTER_LOGINUID, &loginuid, 4), UNLINKD_FILTER_LOGINUID,
+				    meta))
+				return;
+		}
 		if (used & (1u << UNLINKD_FILTER_COMM)) {
 			char comm[UNLINKD_COMM_LEN] = {};
 
@@ -253,6 +270,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 
 	fl.start_ns = now;
 	fl.mode = mode;
+	fl.op = op;
 	fl.attachment = attachment_id;
 	fl.streamed = stream && !deferred;
 	fl.deferred = deferred;
@@ -269,7 +287,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, int dfd, const void
 	}
 	if (!fl.streamed || !s)
 		return;
-	if (stream_entry(s, task, cfg, mode, ktid, fl.start_ns, given_len)) {
+	if (stream_entry(s, task, cfg, mode, op, ktid, fl.start_ns, given_len)) {
 		struct unlinkd_inflight *mine = bpf_map_lookup_elem(&inflight, &ktid);
 
 		if (mine)
@@ -300,6 +318,7 @@ static __always_inline void count_process(__u64 id, int result, struct unlinkd_t
 		}
 		init.first_ns = now;
 		init.uid = (__u32)bpf_get_current_uid_gid();
+		init.loginuid = task_loginuid(task);
 		init.cgroup_id = bpf_get_current_cgroup_id();
 		bpf_get_current_comm(init.comm, sizeof(init.comm));
 		if (!bpf_map_update_elem(&processes, &key, &init, BPF_NOEXIST))
@@ -342,12 +361,13 @@ static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 
 		if (path_filter && !stream_token(cfg, bpf_ktime_get_ns()))
 			*unstreamed = true;
 		else
-			*streamed = !stream_entry(s, task, cfg, fl->mode, ktid, fl->start_ns, given_len);
+			*streamed = !stream_entry(s, task, cfg, fl->mode, fl->op, ktid, fl->start_ns, given_len);
 	}
 	return true;
 }
 
-/* do_unlinkat returns: whoever deletes the inflight entry counts. */
+/* do_unlinkat or do_rmdir returns: whoever deletes the inflight entry
+ * counts, under the op its entry recorded. */
 static __always_inline void on_exit(int result)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -388,10 +408,14 @@ static __always_inline void on_exit(int result)
 
 /* ---- attach points ---- */
 
+/* io_uring's IORING_OP_UNLINKAT calls do_unlinkat, or do_rmdir with
+ * AT_REMOVEDIR (io_unlinkat), from its worker: the kernel-function modes see
+ * both, the syscall tracepoints neither. */
+
 SEC("fentry/do_unlinkat")
 int BPF_PROG(fentry_do_unlinkat, int dfd, struct filename *name)
 {
-	on_entry(UNLINKD_MODE_FENTRY, dfd, name, false);
+	on_entry(UNLINKD_MODE_FENTRY, UNLINKD_OP_UNLINK, dfd, name, false);
 	return 0;
 }
 
@@ -402,10 +426,24 @@ int BPF_PROG(fexit_do_unlinkat, int dfd, struct filename *name, int ret)
 	return 0;
 }
 
+SEC("fentry/do_rmdir")
+int BPF_PROG(fentry_do_rmdir, int dfd, struct filename *name)
+{
+	on_entry(UNLINKD_MODE_FENTRY, UNLINKD_OP_RMDIR, dfd, name, false);
+	return 0;
+}
+
+SEC("fexit/do_rmdir")
+int BPF_PROG(fexit_do_rmdir, int dfd, struct filename *name, int ret)
+{
+	on_exit(ret);
+	return 0;
+}
+
 SEC("kprobe/do_unlinkat")
 int BPF_KPROBE(kprobe_do_unlinkat, int dfd, struct filename *name)
 {
-	on_entry(UNLINKD_MODE_KPROBE, dfd, name, false);
+	on_entry(UNLINKD_MODE_KPROBE, UNLINKD_OP_UNLINK, dfd, name, false);
 	return 0;
 }
 
@@ -416,14 +454,32 @@ int BPF_KRETPROBE(kretprobe_do_unlinkat, long ret)
 	return 0;
 }
 
-/* unlinkat(2) reaches do_unlinkat only with flag 0: AT_REMOVEDIR goes to
- * do_rmdir and any other bit is EINVAL before either. */
+SEC("kprobe/do_rmdir")
+int BPF_KPROBE(kprobe_do_rmdir, int dfd, struct filename *name)
+{
+	on_entry(UNLINKD_MODE_KPROBE, UNLINKD_OP_RMDIR, dfd, name, false);
+	return 0;
+}
+
+SEC("kretprobe/do_rmdir")
+int BPF_KRETPROBE(kretprobe_do_rmdir, long ret)
+{
+	on_exit((int)ret);
+	return 0;
+}
+
+/* unlinkat(2) reaches do_unlinkat with flag 0 and do_rmdir with
+ * AT_REMOVEDIR; any other flag is EINVAL before either, so no deletion.
+ * The flag is an int: the kernel ignores the register's upper half. */
 SEC("tracepoint/syscalls/sys_enter_unlinkat")
 int tp_sys_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
 {
-	if (ctx->args[2] != 0)
+	int flags = (int)ctx->args[2];
+
+	if (flags != 0 && flags != AT_REMOVEDIR)
 		return 0;
-	on_entry(UNLINKD_MODE_TRACEPOINT, (int)ctx->args[0], (const void *)ctx->args[1], true);
+	on_entry(UNLINKD_MODE_TRACEPOINT, flags ? UNLINKD_OP_RMDIR : UNLINKD_OP_UNLINK, (int)ctx->args[0],
+		 (const void *)ctx->args[1], true);
 	return 0;
 }
 
@@ -437,12 +493,26 @@ int tp_sys_exit_unlinkat(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_unlink")
 int tp_sys_enter_unlink(struct trace_event_raw_sys_enter *ctx)
 {
-	on_entry(UNLINKD_MODE_TRACEPOINT, AT_FDCWD, (const void *)ctx->args[0], true);
+	on_entry(UNLINKD_MODE_TRACEPOINT, UNLINKD_OP_UNLINK, AT_FDCWD, (const void *)ctx->args[0], true);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_unlink")
 int tp_sys_exit_unlink(struct trace_event_raw_sys_exit *ctx)
+{
+	on_exit((int)ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_rmdir")
+int tp_sys_enter_rmdir(struct trace_event_raw_sys_enter *ctx)
+{
+	on_entry(UNLINKD_MODE_TRACEPOINT, UNLINKD_OP_RMDIR, AT_FDCWD, (const void *)ctx->args[0], true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_rmdir")
+int tp_sys_exit_rmdir(struct trace_event_raw_sys_exit *ctx)
 {
 	on_exit((int)ctx->ret);
 	return 0;

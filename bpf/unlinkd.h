@@ -32,7 +32,15 @@
 #define UNLINKD_MAX_PIDNS_LEVEL 8
 /* Rules in one filter generation (user space rejects more). */
 #define UNLINKD_MAX_FILTER_RULES 1024
-/* Threads that can be inside do_unlinkat at once before entries are refused
+/* The layout and meaning of the maps, records and config: kept in
+ * unlinkd_config.abi_version, so a daemon adopting the maps a previous run
+ * left (object_keeper) adopts them only from a build with the same ABI.
+ * 0 is what builds before the field existed left there. Bump it with any
+ * change to a map's key or value, a record, or an enum's values. */
+#define UNLINKD_ABI_VERSION 2
+/* The audit login uid and session id when unset (AUDIT_UID_UNSET). */
+#define UNLINKD_ID_UNSET 4294967295u
+/* Threads that can be inside do_unlinkat or do_rmdir at once before entries are refused
  * (refusals are counted in unlinkd_totals.inflight_overflows). */
 #define UNLINKD_MAX_INFLIGHT 65536
 
@@ -44,13 +52,14 @@ enum unlinkd_mode {
 };
 
 enum unlinkd_op {
-	UNLINKD_OP_UNLINK = 0,
-	UNLINKD_OP_RMDIR = 1, /* reserved: do_rmdir coverage is not built yet */
+	UNLINKD_OP_UNLINK = 0, /* do_unlinkat */
+	UNLINKD_OP_RMDIR = 1,  /* do_rmdir */
 };
 
-/* One per thread inside do_unlinkat, keyed by the kernel tid. The first
- * attached mode to insert it (BPF_NOEXIST) owns the deletion; the exit
- * handler that deletes it is the one that counts. */
+/* One per thread inside do_unlinkat or do_rmdir, keyed by the kernel tid
+ * (a thread is inside one of them at most, once). The first attached mode to
+ * insert it (BPF_NOEXIST) owns the deletion; the exit handler that deletes
+ * it is the one that counts, whichever function's exit it is. */
 struct unlinkd_inflight {
 	__u64 start_ns;
 	/* Tracepoint mode only: the user-space name could not be read at
@@ -64,7 +73,8 @@ struct unlinkd_inflight {
 	__u8 streamed;    /* an entry record went to the ring buffer */
 	__u8 deferred;    /* see name_ptr */
 	__u8 unstreamed;  /* user space wanted the event, the stream budget refused it */
-	__u8 pad[4];
+	__u8 op;          /* enum unlinkd_op, for the deferred entry record */
+	__u8 pad[3];
 };
 
 /* Per-process aggregate key: a pid is reused, (tgid, start time) is not. */
@@ -83,6 +93,8 @@ struct unlinkd_process {
 	__u32 pid;       /* tgid as seen from the daemon's pid namespace (0: not visible) */
 	__u32 uid;
 	char comm[UNLINKD_COMM_LEN];
+	__u32 loginuid;  /* audit login uid at the first counted attempt (UNLINKD_ID_UNSET: none) */
+	__u32 pad;
 };
 
 /* Per-CPU totals: exact whatever the LRU evicts or the ring buffer drops. */
@@ -119,7 +131,9 @@ enum unlinkd_filter_field {
 	UNLINKD_FILTER_COMM = 3, /* value: comm, NUL padded */
 	UNLINKD_FILTER_UNIT = 4, /* value: unlinkd_name_hash of a cgroup directory name */
 	UNLINKD_FILTER_PATH = 5, /* value: unlinkd_name_hash of an absolute path prefix */
-	UNLINKD_FILTER_FIELD_COUNT = 6,
+	UNLINKD_FILTER_LOGINUID = 6, /* value: __u32 audit login uid */
+	UNLINKD_FILTER_OP = 7,       /* value: __u32 enum unlinkd_op */
+	UNLINKD_FILTER_FIELD_COUNT = 8,
 };
 
 enum unlinkd_filter_action {
@@ -172,7 +186,7 @@ struct unlinkd_config {
 	 * events): beyond that, resolving paths and filling the ring buffer
 	 * would be wasted, and the counts stay exact regardless. */
 	__u32 stream_per_sec;
-	__u32 pad;
+	__u32 abi_version; /* UNLINKD_ABI_VERSION of the build that made the maps */
 	/* The root of the daemon's cgroup namespace (its kernfs id; 0: the real
 	 * root). Cgroup paths and units are taken below it, so a daemon in a
 	 * container sees its container's units. */
@@ -186,7 +200,7 @@ struct unlinkd_stream_budget {
 };
 
 /* Ring buffer records. A deletion streams an entry record (names, read when
- * do_unlinkat starts, since the kernel frees the name before it returns) and
+ * do_unlinkat or do_rmdir starts, since the kernel frees the name before it returns) and
  * an exit record (the result); user space joins them by tid. */
 enum unlinkd_record_kind {
 	UNLINKD_RECORD_ENTRY = 1,
@@ -212,10 +226,12 @@ struct unlinkd_entry_record {
 	__u16 given_len;  /* bytes of data[] holding the name as the caller passed it */
 	__u16 path_len;   /* then the absolute path */
 	__u16 cgroup_len; /* then the cgroup v2 path, "/system.slice/cron.service" */
-	__u16 pad;
+	__u16 exe_len;    /* then the absolute path of the task's executable (0: none) */
 	char comm[UNLINKD_COMM_LEN];
-	__u32 pad2; /* 72 bytes: data[] starts 8-aligned */
-	/* followed by given_len + path_len + cgroup_len bytes, no NULs */
+	__u32 loginuid;   /* audit login uid (UNLINKD_ID_UNSET: none) */
+	__u32 sessionid;  /* audit session id (UNLINKD_ID_UNSET: none) */
+	__u32 pad;        /* 80 bytes: data[] starts 8-aligned */
+	/* followed by given_len + path_len + cgroup_len + exe_len bytes, no NULs */
 };
 
 struct unlinkd_exit_record {
@@ -228,6 +244,6 @@ struct unlinkd_exit_record {
 };
 
 /* Bytes after an entry record's header, at the most. */
-#define UNLINKD_RECORD_DATA_MAX (UNLINKD_PATH_MAX + UNLINKD_PATH_MAX + UNLINKD_CGROUP_PATH_MAX)
+#define UNLINKD_RECORD_DATA_MAX (3 * UNLINKD_PATH_MAX + UNLINKD_CGROUP_PATH_MAX)
 
 #endif /* UNLINKD_ABI_H */

@@ -106,6 +106,15 @@ struct css_set {
 	struct cgroup *dfl_cgrp;
 };
 
+typedef struct {
+	unsigned int val;
+} kuid_t;
+
+struct mm_struct {
+	struct file *exe_file;
+};
+
+/* loginuid and sessionid (CONFIG_AUDIT) are read through compat.h. */
 struct task_struct {
 	int pid;
 	int tgid;
@@ -116,6 +125,7 @@ struct task_struct {
 	struct files_struct *files;
 	struct css_set *cgroups;
 	struct pid *thread_pid;
+	struct mm_struct *mm;
 };
 
 struct trace_event_raw_sys_enter {

@@ -90,14 +90,21 @@ void print_table(const std::vector<std::string>& head, const std::vector<std::ve
 
 json process_json(const ProcessRow& r)
 {
-    return {{"pid", r.get<0>()},      {"uid", r.get<1>()},       {"comm", r.get<2>()}, {"deletes", r.get<3>()},
-            {"failures", r.get<4>()}, {"last_usec", r.get<5>()}, {"unit", r.get<6>()}};
+    return {{"pid", r.get<0>()},     {"uid", r.get<1>()},      {"loginuid", r.get<2>()},  {"comm", r.get<3>()},
+            {"deletes", r.get<4>()}, {"failures", r.get<5>()}, {"last_usec", r.get<6>()}, {"unit", r.get<7>()}};
 }
 
 json event_json(const EventRow& e)
 {
-    return {{"time_usec", e.get<0>()}, {"pid", e.get<1>()},    {"uid", e.get<2>()}, {"comm", e.get<3>()},
-            {"path", e.get<4>()},      {"result", e.get<5>()}, {"unit", e.get<6>()}};
+    return {{"time_usec", e.get<0>()}, {"pid", e.get<1>()},  {"uid", e.get<2>()},    {"loginuid", e.get<3>()},
+            {"comm", e.get<4>()},      {"exe", e.get<5>()},  {"path", e.get<6>()},   {"result", e.get<7>()},
+            {"unit", e.get<8>()},      {"op", e.get<9>()}};
+}
+
+// A login uid as auditd shows an unset one.
+std::string auid_text(std::uint32_t loginuid)
+{
+    return loginuid == 4294967295u ? "unset" : std::to_string(loginuid);
 }
 
 // Turns the daemon's errors into exit codes; `what` words a refusal.
@@ -153,10 +160,12 @@ public:
     ~Unlinkd() { unregisterProxy(); }
 
 private:
-    void onDeleted(const std::uint64_t& t, const std::uint32_t& pid, const std::uint32_t& uid, const std::string& comm,
-                   const std::string& path, const std::int32_t& result, const std::string& unit) override
+    void onDeleted(const std::uint64_t& t, const std::uint32_t& pid, const std::uint32_t& uid,
+                   const std::uint32_t& loginuid, const std::string& comm, const std::string& exe,
+                   const std::string& path, const std::int32_t& result, const std::string& unit,
+                   const std::string& op) override
     {
-        on_deleted_({t, pid, uid, comm, path, result, unit});
+        on_deleted_({t, pid, uid, loginuid, comm, exe, path, result, unit, op});
     }
     void onSummary(const std::vector<ProcessRow>&) override {}
 
@@ -223,9 +232,10 @@ public:
         }
         std::vector<std::vector<std::string>> cells;
         for (const auto& r : rows)
-            cells.push_back({std::to_string(r.get<0>()), std::to_string(r.get<1>()), r.get<2>(), std::to_string(r.get<3>()),
-                             std::to_string(r.get<4>()), iso_time(r.get<5>()), r.get<6>().empty() ? "-" : r.get<6>()});
-        print_table({"PID", "UID", "COMM", "DELETED", "FAILED", "LAST", "UNIT"}, cells);
+            cells.push_back({std::to_string(r.get<0>()), std::to_string(r.get<1>()), auid_text(r.get<2>()), r.get<3>(),
+                             std::to_string(r.get<4>()), std::to_string(r.get<5>()), iso_time(r.get<6>()),
+                             r.get<7>().empty() ? "-" : r.get<7>()});
+        print_table({"PID", "UID", "AUID", "COMM", "DELETED", "FAILED", "LAST", "UNIT"}, cells);
     }
 
     void events(std::uint32_t count, bool follow)
@@ -237,7 +247,8 @@ public:
         }
         auto rows = guarded("listing events", [&] { return unlinkd_.GetRecentEvents(count); });
         if (!json_)
-            std::cout << "TIME                 PID      UID    COMM             RESULT  PATH\n";
+            std::printf("%-20s %-8s %-6s %-6s %-16s %-6s %-10s %s  %s\n", "TIME", "PID", "UID", "AUID", "COMM", "OP",
+                        "RESULT", "PATH", "EXE");
         for (const auto& e : rows)
             print_event(e);
         std::cout.flush();
@@ -301,8 +312,11 @@ private:
             std::cout << event_json(e).dump() << "\n";
             return;
         }
-        std::printf("%-20s %-8u %-6u %-16s %-7s %s\n", iso_time(e.get<0>()).c_str(), e.get<1>(), e.get<2>(),
-                    e.get<3>().c_str(), errno_name(e.get<5>()).c_str(), e.get<4>().c_str());
+        // The path is what the line is about, the executable comes last:
+        // both are escaped by the daemon, so neither can break the line.
+        std::printf("%-20s %-8u %-6u %-6s %-16s %-6s %-10s %s  %s\n", iso_time(e.get<0>()).c_str(), e.get<1>(),
+                    e.get<2>(), auid_text(e.get<3>()).c_str(), e.get<4>().c_str(), e.get<9>().c_str(),
+                    errno_name(e.get<7>()).c_str(), e.get<6>().c_str(), e.get<5>().empty() ? "-" : e.get<5>().c_str());
         std::fflush(stdout);
     }
 

@@ -45,13 +45,14 @@ constexpr std::size_t max_subscriptions = 256;
 
 ProcessRow process_row(const ProcessStats& p)
 {
-    return ProcessRow{p.pid, p.uid, escape_name(p.comm), p.deletes, p.failures, p.last_usec, escape_name(p.unit)};
+    return ProcessRow{p.pid,     p.uid,      p.loginuid,  escape_name(p.comm),
+                      p.deletes, p.failures, p.last_usec, escape_name(p.unit)};
 }
 
 EventRow event_row(const Event& e)
 {
-    return EventRow{e.time_usec, e.pid,    e.uid, escape_name(e.comm), escape_name(e.display_path()),
-                    e.result,    escape_name(e.unit)};
+    return EventRow{e.time_usec, e.pid,    e.uid, e.loginuid, escape_name(e.comm), escape_name(e.exe),
+                    escape_name(e.display_path()), e.result, escape_name(e.unit), e.op};
 }
 
 // Deleted's arguments are the fields of an event row, one by one.

@@ -22,11 +22,12 @@ inline constexpr const char* error_access_denied = "org.freedesktop.DBus.Error.A
 inline constexpr const char* error_limits_exceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
 inline constexpr const char* error_mode_unsupported = "org.unlinkd.Unlinkd1.Error.ModeUnsupported";
 
-// a(uusttts): pid, uid, comm, deletes, failures, last delete (realtime usec), unit
-using ProcessRow = sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t,
-                                 std::uint64_t, std::string>;
-// (tuussis): time usec, pid, uid, comm, path, result, unit
-using EventRow = sdbus::Struct<std::uint64_t, std::uint32_t, std::uint32_t, std::string, std::string, std::int32_t,
-                               std::string>;
+// a(uuusttts): pid, uid, loginuid, comm, deletes, failures, last delete
+// (realtime usec), unit
+using ProcessRow = sdbus::Struct<std::uint32_t, std::uint32_t, std::uint32_t, std::string, std::uint64_t,
+                                 std::uint64_t, std::uint64_t, std::string>;
+// (tuuusssiss): time usec, pid, uid, loginuid, comm, exe, path, result, unit, op
+using EventRow = sdbus::Struct<std::uint64_t, std::uint32_t, std::uint32_t, std::uint32_t, std::string, std::string,
+                               std::string, std::int32_t, std::string, std::string>;
 
 }  // namespace unlinkd::bus

@@ -34,6 +34,7 @@ ProcessStats to_process_stats(const unlinkd_process_key& key, const unlinkd_proc
     ProcessStats p;
     p.pid = v.pid;
     p.uid = v.uid;
+    p.loginuid = v.loginuid;
     p.comm.assign(v.comm, strnlen(v.comm, sizeof(v.comm)));
     p.deletes = v.deletes;
     p.failures = v.failures;

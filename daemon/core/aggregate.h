@@ -30,6 +30,7 @@ Totals sum_totals(const std::vector<unlinkd_totals>& per_cpu, std::uint64_t trac
 struct ProcessStats {
     std::uint32_t pid = 0;  // in the daemon's pid namespace
     std::uint32_t uid = 0;
+    std::uint32_t loginuid = 4294967295u;  // at the first counted attempt; UNLINKD_ID_UNSET: none
     std::string comm;
     std::uint64_t deletes = 0;
     std::uint64_t failures = 0;

@@ -26,7 +26,7 @@ std::optional<Event> EventJoiner::on_record(const void* data, std::size_t size, 
             return std::nullopt;
         }
         std::memcpy(&r, data, sizeof(r));
-        std::size_t need = sizeof(r) + r.given_len + r.path_len + r.cgroup_len;
+        std::size_t need = sizeof(r) + r.given_len + r.path_len + r.cgroup_len + r.exe_len;
         if (size < need || r.mode >= UNLINKD_MODE_COUNT) {
             ++malformed_;
             return std::nullopt;
@@ -41,6 +41,8 @@ std::optional<Event> EventJoiner::on_record(const void* data, std::size_t size, 
         e.ppid = r.ppid;
         e.uid = r.uid;
         e.gid = r.gid;
+        e.loginuid = r.loginuid;
+        e.sessionid = r.sessionid;
         e.comm = fixed_string(r.comm, sizeof(r.comm));
         e.path_as_given.assign(p, r.given_len);
         e.path.assign(p + r.given_len, r.path_len);
@@ -48,6 +50,7 @@ std::optional<Event> EventJoiner::on_record(const void* data, std::size_t size, 
         if (e.path_truncated)
             e.path.clear();
         e.cgroup_path.assign(p + r.given_len + r.path_len, r.cgroup_len);
+        e.exe.assign(p + r.given_len + r.path_len + r.cgroup_len, r.exe_len);
         e.unit = unit_from_cgroup_path(e.cgroup_path);
         e.cgroup_id = r.cgroup_id;
         e.mode = static_cast<Mode>(r.mode);

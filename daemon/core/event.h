@@ -15,7 +15,11 @@ namespace unlinkd {
 struct Event {
     std::uint64_t time_usec = 0;  // CLOCK_REALTIME
     std::uint32_t pid = 0, tid = 0, ppid = 0, uid = 0, gid = 0;
+    // The audit login uid and session (auditd's auid and ses): who logged
+    // in, whatever sudo or su did since. UNLINKD_ID_UNSET when unset.
+    std::uint32_t loginuid = 4294967295u, sessionid = 4294967295u;
     std::string comm;
+    std::string exe;            // absolute path of the executable; empty if none
     std::string path;           // absolute; empty when unresolved (path_truncated)
     std::string path_as_given;
     bool path_truncated = false;
@@ -38,7 +42,7 @@ public:
 };
 
 // Joins entry and exit records by kernel tid. A thread is inside
-// do_unlinkat at most once, so an exit belongs to the last entry of its tid.
+// do_unlinkat or do_rmdir at most once, so an exit belongs to the last entry of its tid.
 // Records lost to a full ring buffer leave an entry without exit (replaced by
 // the thread's next entry) or an exit without entry (dropped); the kernel
 // counts those losses, and the counts in the maps stay exact regardless.

@@ -21,6 +21,8 @@ static std::string_view field_name(FilterField f)
     case FilterField::comm: return "comm";
     case FilterField::unit: return "unit";
     case FilterField::path: return "path";
+    case FilterField::loginuid: return "loginuid";
+    case FilterField::op: return "op";
     }
     return "?";
 }
@@ -39,14 +41,15 @@ static Result<FilterRule> parse_rule(std::string_view rule)
 {
     auto eq = rule.find('=');
     if (eq == std::string_view::npos || eq == 0)
-        return bad_rule(rule, "expected FIELD=VALUE or FIELD!=VALUE with FIELD one of pid, uid, comm, path, unit");
+        return bad_rule(rule, "expected FIELD=VALUE or FIELD!=VALUE with FIELD one of pid, uid, loginuid, op, comm, "
+                              "path, unit");
     bool exclude = rule[eq - 1] == '!';
     std::string_view name = rule.substr(0, exclude ? eq - 1 : eq);
     std::string_view value = rule.substr(eq + 1);
 
     FilterRule r{FilterField::pid, exclude, {}};
-    if (name == "pid" || name == "uid") {
-        r.field = name == "pid" ? FilterField::pid : FilterField::uid;
+    if (name == "pid" || name == "uid" || name == "loginuid") {
+        r.field = name == "pid" ? FilterField::pid : name == "uid" ? FilterField::uid : FilterField::loginuid;
         std::uint32_t n = 0;
         auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
         if (value.empty() || ec != std::errc() || end != value.data() + value.size())
@@ -54,6 +57,11 @@ static Result<FilterRule> parse_rule(std::string_view rule)
         if (r.field == FilterField::pid && n == 0)
             return bad_rule(rule, "pid must be greater than 0");
         r.value = std::to_string(n);
+    } else if (name == "op") {
+        r.field = FilterField::op;
+        if (value != "unlink" && value != "rmdir")
+            return bad_rule(rule, "op must be unlink (files) or rmdir (directories)");
+        r.value = value;
     } else if (name == "comm") {
         r.field = FilterField::comm;
         if (value.empty() || value.size() > UNLINKD_COMM_LEN - 1)
@@ -79,7 +87,7 @@ static Result<FilterRule> parse_rule(std::string_view rule)
         r.value = value;
     } else {
         return bad_rule(rule, "unknown field \"" + shown_input(name, 64) +
-                                  "\"; fields are pid, uid, comm, path, unit");
+                                  "\"; fields are pid, uid, loginuid, op, comm, path, unit");
     }
     return r;
 }
@@ -116,8 +124,14 @@ static std::array<std::uint8_t, 16> value_bytes(const FilterRule& r)
 {
     std::array<std::uint8_t, 16> v{};
     switch (r.field) {
+    case FilterField::op: {
+        std::uint32_t n = r.value == "rmdir" ? UNLINKD_OP_RMDIR : UNLINKD_OP_UNLINK;
+        std::memcpy(v.data(), &n, sizeof(n));
+        return v;
+    }
     case FilterField::pid:
-    case FilterField::uid: {
+    case FilterField::uid:
+    case FilterField::loginuid: {
         std::uint32_t n = static_cast<std::uint32_t>(std::stoul(r.value));
         std::memcpy(v.data(), &n, sizeof(n));
         return v;
@@ -152,6 +166,8 @@ static bool rule_hits(const FilterRule& r, const FilterSubject& s)
     switch (r.field) {
     case FilterField::pid: return r.value == std::to_string(s.pid);
     case FilterField::uid: return r.value == std::to_string(s.uid);
+    case FilterField::loginuid: return r.value == std::to_string(s.loginuid);
+    case FilterField::op: return r.value == s.op;
     case FilterField::comm: return r.value == s.comm;
     case FilterField::path: return !s.path.empty() && path_is_under(s.path, r.value);
     case FilterField::unit: {

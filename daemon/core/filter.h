@@ -19,6 +19,8 @@ enum class FilterField : std::uint32_t {
     comm = UNLINKD_FILTER_COMM,
     unit = UNLINKD_FILTER_UNIT,
     path = UNLINKD_FILTER_PATH,
+    loginuid = UNLINKD_FILTER_LOGINUID,
+    op = UNLINKD_FILTER_OP,
 };
 
 struct FilterRule {
@@ -53,6 +55,8 @@ struct FilterSubject {
     std::string comm;
     std::string cgroup_path;  // every directory name on it is a unit candidate
     std::string path;         // absolute, normalised; empty when unresolved
+    std::uint32_t loginuid = UNLINKD_ID_UNSET;
+    std::string op = "unlink";  // or "rmdir"
 };
 bool filter_matches(const std::vector<FilterRule>& rules, const FilterSubject& subject);
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "escape.h"
+#include "unlinkd.h"
 
 namespace unlinkd {
 
@@ -22,9 +23,13 @@ std::string errno_name(int result)
 std::string journal_message(const Event& e)
 {
     std::string head = escape_name(e.comm) + "[" + std::to_string(e.pid) + "] uid=" + std::to_string(e.uid);
+    if (e.loginuid != UNLINKD_ID_UNSET && e.loginuid != e.uid)
+        head += " auid=" + std::to_string(e.loginuid);
+    bool dir = e.op == "rmdir";
     if (e.result == 0)
-        return head + " deleted " + escape_name(e.display_path());
-    return head + " failed to delete " + escape_name(e.display_path()) + ": " + errno_name(e.result);
+        return head + (dir ? " removed directory " : " deleted ") + escape_name(e.display_path());
+    return head + (dir ? " failed to remove directory " : " failed to delete ") + escape_name(e.display_path()) +
+           ": " + errno_name(e.result);
 }
 
 nlohmann::json event_json(const Event& e)
@@ -36,7 +41,10 @@ nlohmann::json event_json(const Event& e)
         {"ppid", e.ppid},
         {"uid", e.uid},
         {"gid", e.gid},
+        {"loginuid", e.loginuid},
+        {"sessionid", e.sessionid},
         {"comm", escape_name(e.comm)},
+        {"exe", escape_name(e.exe)},
         {"path", escape_name(e.path)},
         {"path_as_given", escape_name(e.path_as_given)},
         {"path_truncated", e.path_truncated},
@@ -67,6 +75,7 @@ nlohmann::json process_json(const ProcessStats& p)
     return {
         {"pid", p.pid},
         {"uid", p.uid},
+        {"loginuid", p.loginuid},
         {"comm", escape_name(p.comm)},
         {"deletes", p.deletes},
         {"failures", p.failures},

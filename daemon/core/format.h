@@ -16,7 +16,10 @@
 namespace unlinkd {
 
 // "rm[4242] uid=1000 deleted /home/u/a.txt", or for a failure
-// "rm[4242] uid=1000 failed to delete /tmp/x: ENOENT".
+// "rm[4242] uid=1000 failed to delete /tmp/x: ENOENT"; for op rmdir
+// "rmdir[4242] uid=1000 removed directory /tmp/d" and "... failed to remove
+// directory /tmp/d: ENOTEMPTY". The login uid follows the uid when it is set
+// and differs: "rm[4242] uid=0 auid=1000 deleted /etc/a.conf".
 std::string journal_message(const Event& e);
 
 // "ENOENT" for -2; "errno 4095" for a number glibc has no name for; "ok"

@@ -17,9 +17,13 @@ std::vector<std::string> deletion_fields(const Event& e)
         "UNLINKD_UID=" + std::to_string(e.uid),
         "UNLINKD_GID=" + std::to_string(e.gid),
         "UNLINKD_COMM=" + e.comm,
+        "UNLINKD_LOGINUID=" + std::to_string(e.loginuid),
+        "UNLINKD_SESSIONID=" + std::to_string(e.sessionid),
+        "UNLINKD_EXE=" + e.exe,
         "UNLINKD_PATH=" + e.path,
         "UNLINKD_PATH_AS_GIVEN=" + e.path_as_given,
         "UNLINKD_RESULT=" + std::to_string(e.result),
+        "UNLINKD_OP=" + e.op,
         "UNLINKD_MODE=" + std::string(mode_name(e.mode)),
         "UNLINKD_UNIT=" + e.unit,
     };

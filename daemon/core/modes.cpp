@@ -44,14 +44,16 @@ std::string_view mode_description(Mode mode)
 {
     switch (mode) {
     case Mode::fentry:
-        return "fentry/fexit on do_unlinkat: BPF trampolines, no cost to other system calls; "
-               "sees unlink(2), unlinkat(2) and io_uring unlinks";
+        return "fentry/fexit on do_unlinkat and do_rmdir: BPF trampolines, no cost to other system calls; "
+               "sees unlink(2), unlinkat(2), rmdir(2) and io_uring unlinks and directory removals";
     case Mode::kprobe:
-        return "kprobe/kretprobe on do_unlinkat: sees unlink(2), unlinkat(2) and io_uring unlinks";
+        return "kprobe/kretprobe on do_unlinkat and do_rmdir: sees unlink(2), unlinkat(2), rmdir(2) and "
+               "io_uring unlinks and directory removals";
     case Mode::tracepoint:
-        return "syscall tracepoints sys_enter/exit_unlink and _unlinkat: sees unlink(2) and "
-               "unlinkat(2) but not io_uring unlinks (IORING_OP_UNLINKAT makes no system call), "
-               "and puts every system call on the kernel's slower tracing path";
+        return "syscall tracepoints sys_enter/exit_unlink, _unlinkat and _rmdir: sees unlink(2), "
+               "unlinkat(2) and rmdir(2) but not io_uring unlinks or directory removals "
+               "(IORING_OP_UNLINKAT makes no system call), and puts every system call on the "
+               "kernel's slower tracing path";
     }
     return "";
 }
@@ -89,7 +91,7 @@ std::string explain_unavailable(Mode mode, ProbeStage stage, int err)
     switch (mode) {
     case Mode::fentry:
         if (stage == ProbeStage::load && (err == ESRCH || err == ENOENT || err == EINVAL))
-            return what + "the kernel has no BTF for do_unlinkat or no BPF trampolines" + code +
+            return what + "the kernel has no BTF for do_unlinkat or do_rmdir, or no BPF trampolines" + code +
                    "; it needs a kernel built with CONFIG_DEBUG_INFO_BTF (5.5 or later) "
                    "exposing /sys/kernel/btf/vmlinux";
         if (err == ENOTSUP || err == EOPNOTSUPP || err == ENOTSUPP_LINUX)
@@ -100,7 +102,7 @@ std::string explain_unavailable(Mode mode, ProbeStage stage, int err)
                                             err == EINVAL || err == ENOTSUPP_LINUX))
             return what + "kprobes are not available" + code +
                    "; the kernel was built without CONFIG_KPROBES (no kprobe PMU and no "
-                   "kprobe_events in tracefs), or do_unlinkat cannot be probed";
+                   "kprobe_events in tracefs), or do_unlinkat or do_rmdir cannot be probed";
         break;
     case Mode::tracepoint:
         if (stage == ProbeStage::attach && (err == ENOENT || err == EINVAL))

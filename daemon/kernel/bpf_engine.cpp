@@ -33,12 +33,14 @@ ModePrograms programs_of(unlinkd_bpf* s, Mode mode)
 {
     switch (mode) {
     case Mode::fentry:
-        return {{s->progs.fentry_do_unlinkat}, {s->progs.fexit_do_unlinkat}};
+        return {{s->progs.fentry_do_unlinkat, s->progs.fentry_do_rmdir},
+                {s->progs.fexit_do_unlinkat, s->progs.fexit_do_rmdir}};
     case Mode::kprobe:
-        return {{s->progs.kprobe_do_unlinkat}, {s->progs.kretprobe_do_unlinkat}};
+        return {{s->progs.kprobe_do_unlinkat, s->progs.kprobe_do_rmdir},
+                {s->progs.kretprobe_do_unlinkat, s->progs.kretprobe_do_rmdir}};
     case Mode::tracepoint:
-        return {{s->progs.tp_sys_enter_unlinkat, s->progs.tp_sys_enter_unlink},
-                {s->progs.tp_sys_exit_unlinkat, s->progs.tp_sys_exit_unlink}};
+        return {{s->progs.tp_sys_enter_unlinkat, s->progs.tp_sys_enter_unlink, s->progs.tp_sys_enter_rmdir},
+                {s->progs.tp_sys_exit_unlinkat, s->progs.tp_sys_exit_unlink, s->progs.tp_sys_exit_rmdir}};
     }
     return {};
 }
@@ -114,11 +116,20 @@ Result<unlinkd_bpf*> load_maps(const MapSizes& sizes, const NamedObjects* reuse)
             if (bpf_map__is_internal(map))
                 continue;
             auto it = reuse->find(std::string("map-") + bpf_map__name(map));
-            int err = it == reuse->end() ? ENOENT : bpf_map__reuse_fd(map, it->second) ? errno : 0;
+            // A map of another layout (a build with other keys or values)
+            // would be taken as it is, and the programs' loads would fail.
+            bpf_map_info info{};
+            std::uint32_t len = sizeof(info);
+            bool fits = it != reuse->end() && bpf_obj_get_info_by_fd(it->second, &info, &len) == 0 &&
+                        info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+                        info.value_size == bpf_map__value_size(map);
+            int err = it == reuse->end() ? ENOENT : !fits ? EPROTO : bpf_map__reuse_fd(map, it->second) ? errno : 0;
             if (err) {
                 unlinkd_bpf__destroy(skel);
                 return Error{err, std::string("the kept map ") + bpf_map__name(map) + " is " +
-                                      (err == ENOENT ? "missing" : std::string("unusable: ") + std::strerror(err))};
+                                      (err == ENOENT   ? std::string("missing")
+                                       : err == EPROTO ? std::string("of another build's layout")
+                                                       : std::string("unusable: ") + std::strerror(err))};
             }
         }
     }
@@ -146,6 +157,14 @@ Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes, NamedObjec
         if (skel) {
             maps.reset(new BpfMaps(*skel));
             maps->adopted_ = true;
+            // Same sizes do not mean same meaning: the build that made them
+            // wrote its ABI version into the config.
+            if (auto v = maps->read_config().abi_version; v != UNLINKD_ABI_VERSION) {
+                spdlog::warn("cannot adopt the maps of the previous run (they are of ABI version {}, this build's "
+                             "is {}); starting from zero",
+                             v, UNLINKD_ABI_VERSION);
+                maps.reset();
+            }
         } else {
             spdlog::warn("cannot adopt the maps of the previous run ({}); starting from zero", skel.error().message);
         }

@@ -84,6 +84,7 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     config.flags = options.stream_events ? UNLINKD_CONFIG_STREAM_EVENTS : 0;
     config.stream_per_sec = options.stream_per_sec;
     config.retiring_attachment = 0;
+    config.abi_version = UNLINKD_ABI_VERSION;
     fill_pid_namespace(config);
     fill_cgroup_namespace(config);
     if (config.pidns_nested || config.cgroupns_root_id > 1)

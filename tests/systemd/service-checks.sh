@@ -64,8 +64,7 @@ IFACE=org.unlinkd.Unlinkd1
 CONFIG=/etc/unlinkd/unlinkd.json
 MSGID_DELETION=1e7a225fb4ed478abe629f4b6b6823ec   # systemd/unlinkd.catalog
 # Names of our BPF programs (bpf/unlinkd.bpf.c: fentry/fexit/kprobe/kretprobe
-# on do_unlinkat, tp_sys_enter/exit_unlink(at)); do_rmdir and the rmdir
-# tracepoints are accepted for when directory removal lands.
+# on do_unlinkat and do_rmdir, tp_sys_enter/exit_unlink, _unlinkat, _rmdir).
 # nspawn-test.sh checks that every SEC() program of the source matches this.
 PROG_RE='^((fentry|fexit|kprobe|kretprobe)_do_(unlinkat|rmdir)|tp_sys_(enter|exit)_(unlink|unlinkat|rmdir))$'
 WL_COMM=e2e-rm        # the workload: coreutils rm under this name (comm = executable's name)
@@ -87,8 +86,8 @@ prop() { systemctl show -P "$1" "$UNIT"; }
 BUSCTL=(busctl --system --json=short)
 dbus_prop() { "${BUSCTL[@]}" get-property "$BUS_NAME" "$OBJ" "$IFACE" "$1" | jq -c .data; }
 get_processes() { "${BUSCTL[@]}" call "$BUS_NAME" "$OBJ" "$IFACE" GetProcesses; }
-# The rows (pid uid comm deletes failures last_usec unit) of one comm, as a JSON array of arrays.
-rows_of_comm() { get_processes | jq -c --arg c "$1" '[.data[0][] | select(.[2] == $c)]'; }
+# The rows (pid uid loginuid comm deletes failures last_usec unit) of one comm, as a JSON array of arrays.
+rows_of_comm() { get_processes | jq -c --arg c "$1" '[.data[0][] | select(.[3] == $c)]'; }
 # PID of the bus name's owner, asked of the bus driver: unlike a call to the
 # name itself this never triggers D-Bus activation.
 bus_owner_pid() {
@@ -126,6 +125,13 @@ if [ "$ISOLATE" = 1 ]; then
 fi
 
 cp /usr/bin/rm "$WORK/bin/$WL_COMM"
+# The audit login uid and session the workload inherits from this script.
+# Without CONFIG_AUDIT there are neither: unlinkd reports them unset.
+OWN_LOGINUID=$(cat /proc/self/loginuid 2>/dev/null || echo 4294967295)
+OWN_SESSIONID=$(cat /proc/self/sessionid 2>/dev/null || echo 4294967295)
+# MESSAGE names the login uid when it is set and is not the uid (0).
+AUID_TEXT=
+[ "$OWN_LOGINUID" != 4294967295 ] && [ "$OWN_LOGINUID" != 0 ] && AUID_TEXT=" auid=$OWN_LOGINUID"
 for a in reload restart kill; do cp /usr/bin/perl "$WORK/bin/$STORM_PREFIX$a"; done
 # The storm: ONE process deleting files until told to stop, counting exactly
 # what it issued. Open-ended rather than fixed-size so that it surely spans
@@ -355,12 +361,14 @@ check_workload() {
   rows=$(rows_of_comm "$WL_COMM")
   echo "$rows" | detail
   check "GetProcesses: one row for comm $WL_COMM: uid 0, 3 deletes, 1 failure" \
-    eq "$(jq -c '[.[] | .[1:5]]' <<<"$rows")" "[[0,\"$WL_COMM\",3,1]]"
+    eq "$(jq -c '[.[] | [.[1], .[3], .[4], .[5]]]' <<<"$rows")" "[[0,\"$WL_COMM\",3,1]]"
+  check "GetProcesses: its loginuid is the workload's (inherited from this script), $OWN_LOGINUID" \
+    eq "$(jq -c '[.[] | .[2]]' <<<"$rows")" "[$OWN_LOGINUID]"
   check "GetProcesses: its pid is the workload's, $pid (pids as seen in the daemon's pid namespace)" \
     eq "$(jq -c '[.[] | .[0]]' <<<"$rows")" "[$pid]"
   check "GetProcesses: its last deletion time lies within the workload" \
-    jqtest --argjson a "$t0" --argjson b "$t1" 'length == 1 and .[0][5] >= $a and .[0][5] <= $b' <<<"$rows"
-  check "GetProcesses: its unit is the unit it ran in ($OWN_UNIT)" eq "$(jq -r '.[0][6]' <<<"$rows")" "$OWN_UNIT"
+    jqtest --argjson a "$t0" --argjson b "$t1" 'length == 1 and .[0][6] >= $a and .[0][6] <= $b' <<<"$rows"
+  check "GetProcesses: its unit is the unit it ran in ($OWN_UNIT)" eq "$(jq -r '.[0][7]' <<<"$rows")" "$OWN_UNIT"
 
   # The journal, as a user asks it: journalctl -u unlinkd UNLINKD_COMM=e2e-rm.
   # Entries follow the kernel through the ring buffer: wait for 4, then give
@@ -380,8 +388,8 @@ check_workload() {
   echo "$ents" | detail
   exp=$(for e in "abs-1 $dir/abs-1 0 deleted" "rel-2 rel-2 0 deleted" "rel-3 ./rel-3 0 deleted" "missing-4 missing-4 -2 failed"; do
           set -- $e
-          msg="${WL_COMM}[PID] uid=0 deleted $dir/$1"
-          [ "$4" = failed ] && msg="${WL_COMM}[PID] uid=0 failed to delete $dir/$1: ENOENT"
+          msg="${WL_COMM}[PID] uid=0$AUID_TEXT deleted $dir/$1"
+          [ "$4" = failed ] && msg="${WL_COMM}[PID] uid=0$AUID_TEXT failed to delete $dir/$1: ENOENT"
           jq -cn --arg c "$WL_COMM" --arg p "$dir/$1" --arg g "$2" --arg r "$3" --arg m "$MODE" \
                  --arg id "$MSGID_DELETION" --arg msg "$msg" '[$c, "0", $p, $g, $r, $m, $id, "6", $msg]'
         done | sort)
@@ -391,6 +399,9 @@ check_workload() {
     eq "$(jq_entries | jq -r '"\(.UNLINKD_PID) \(.MESSAGE | capture("\\[(?<p>[0-9]+)\\]").p)"' | sort -u | tr '\n' ';')" "$pid $pid;"
   check "journal: UNLINKD_UNIT of those entries is $OWN_UNIT" \
     eq "$(jq_entries | jq -r .UNLINKD_UNIT | sort -u | tr '\n' ' ')" "$OWN_UNIT "
+  check "journal: UNLINKD_OP=unlink, UNLINKD_LOGINUID=$OWN_LOGINUID, UNLINKD_SESSIONID=$OWN_SESSIONID, UNLINKD_EXE=$WORK/bin/$WL_COMM on those entries" \
+    eq "$(jq_entries | jq -c '[.UNLINKD_OP, .UNLINKD_LOGINUID, .UNLINKD_SESSIONID, .UNLINKD_EXE]' | sort -u | tr '\n' ' ')" \
+       "[\"unlink\",\"$OWN_LOGINUID\",\"$OWN_SESSIONID\",\"$WORK/bin/$WL_COMM\"] "
   check "journal: UNLINKD_TID == UNLINKD_PID and UNLINKD_GID == 0 on those entries" \
     eq "$(jq_entries | jq -c '[.UNLINKD_TID == .UNLINKD_PID, .UNLINKD_GID]' | sort -u | tr '\n' ' ')" '[true,"0"] '
 
@@ -463,7 +474,7 @@ storm_around() {
   check "$action: the storm issued only what it meant to (no unexpected results)" \
     jqtest --argjson n "$STORM_AFTER" '.unexpected == 0 and .deletes > $n' <<<"$res"
   check "$action: GetProcesses row of $comm: deletes/failures == issued (nothing lost or doubled across the $action)" \
-    eq "$(jq -c '[.[] | [.[2], .[3], .[4]]]' <<<"$rows" 2>&1)" \
+    eq "$(jq -c '[.[] | [.[3], .[4], .[5]]]' <<<"$rows" 2>&1)" \
        "$(jq -c --arg c "$comm" '[[$c, .deletes, .failures]]' <<<"$res" 2>&1)"
   check "$action: its pid is the storm's, $pid" eq "$(jq -c '[.[] | .[0]]' <<<"$rows" 2>&1)" "[$pid]"
 }

@@ -8,12 +8,22 @@
 #include "core/aggregate.h"
 #include "core/event.h"
 #include "core/format.h"
+#include "core/journal_fields.h"
 #include "unlinkd.h"
 
 using namespace unlinkd;
 
+// What the audit side of a record holds; unset by default, as for a daemon
+// started at boot.
+struct Attribution {
+    std::uint32_t loginuid = UNLINKD_ID_UNSET;
+    std::uint32_t sessionid = UNLINKD_ID_UNSET;
+    std::string exe;
+    std::uint8_t op = UNLINKD_OP_UNLINK;
+};
+
 static std::vector<char> entry_record(std::uint32_t ktid, const std::string& given, const std::string& path,
-                                      const std::string& cgroup, std::uint8_t flags = 0)
+                                      const std::string& cgroup, std::uint8_t flags = 0, const Attribution& a = {})
 {
     unlinkd_entry_record r{};
     r.kind = UNLINKD_RECORD_ENTRY;
@@ -30,10 +40,14 @@ static std::vector<char> entry_record(std::uint32_t ktid, const std::string& giv
     r.given_len = static_cast<std::uint16_t>(given.size());
     r.path_len = static_cast<std::uint16_t>(path.size());
     r.cgroup_len = static_cast<std::uint16_t>(cgroup.size());
+    r.exe_len = static_cast<std::uint16_t>(a.exe.size());
+    r.loginuid = a.loginuid;
+    r.sessionid = a.sessionid;
+    r.op = a.op;
     std::strcpy(r.comm, "rm");
     std::vector<char> out(sizeof(r));
     std::memcpy(out.data(), &r, sizeof(r));
-    for (const auto* s : {&given, &path, &cgroup})
+    for (const auto* s : {&given, &path, &cgroup, &a.exe})
         out.insert(out.end(), s->begin(), s->end());
     return out;
 }
@@ -71,6 +85,9 @@ TEST_CASE("entry and exit records join into one event", "[event]")
     CHECK(e->result == -2);
     CHECK(e->mode == Mode::tracepoint);
     CHECK(e->op == "unlink");
+    CHECK(e->loginuid == UNLINKD_ID_UNSET);
+    CHECK(e->sessionid == UNLINKD_ID_UNSET);
+    CHECK(e->exe.empty());
     CHECK(journal_message(*e) == "rm[4242] uid=1000 failed to delete /tmp/a.txt: ENOENT");
 }
 
@@ -86,6 +103,64 @@ TEST_CASE("a nonsense timestamp wraps instead of overflowing", "[event]")
     auto e = j.on_record(ex.data(), ex.size(), 1'000'000'000);
     REQUIRE(e);
     CHECK(e->time_usec == (std::uint64_t{INT64_MAX} + 1'000'000'000) / 1000);
+}
+
+TEST_CASE("a directory removal by an admin behind sudo: op, login uid, session and executable", "[event]")
+{
+    EventJoiner j;
+    Attribution a{1000, 7, "/usr/bin/rmdir", UNLINKD_OP_RMDIR};
+    auto entry = entry_record(3, "d", "/etc/d", "/user.slice", 0, a);
+    (void)j.on_record(entry.data(), entry.size(), 0);
+    auto ex = exit_record(3, 0);
+    auto e = j.on_record(ex.data(), ex.size(), 0);
+    REQUIRE(e);
+    CHECK(e->op == "rmdir");
+    CHECK(e->loginuid == 1000);
+    CHECK(e->sessionid == 7);
+    CHECK(e->exe == "/usr/bin/rmdir");
+    CHECK(e->path == "/etc/d");
+    CHECK(e->cgroup_path == "/user.slice");
+    CHECK(journal_message(*e) == "rm[4242] uid=1000 removed directory /etc/d");  // auid == uid: not repeated
+    e->uid = 0;
+    CHECK(journal_message(*e) == "rm[4242] uid=0 auid=1000 removed directory /etc/d");
+    e->result = -39;
+    CHECK(journal_message(*e) == "rm[4242] uid=0 auid=1000 failed to remove directory /etc/d: ENOTEMPTY");
+    e->op = "unlink";
+    e->result = 0;
+    CHECK(journal_message(*e) == "rm[4242] uid=0 auid=1000 deleted /etc/d");
+
+    auto json = event_json(*e);
+    CHECK(json["loginuid"] == 1000);
+    CHECK(json["sessionid"] == 7);
+    CHECK(json["exe"] == "/usr/bin/rmdir");
+    CHECK(json["op"] == "unlink");
+
+    e->op = "rmdir";
+    // Bytes a user chose: raw in the journal field, escaped everywhere else.
+    e->exe = std::string("/tmp/bad") + '\n' + "\xff";
+    auto fields = deletion_fields(*e);
+    auto has = [&](const std::string& f) { return std::find(fields.begin(), fields.end(), f) != fields.end(); };
+    CHECK(has("UNLINKD_LOGINUID=1000"));
+    CHECK(has("UNLINKD_SESSIONID=7"));
+    CHECK(has("UNLINKD_OP=rmdir"));
+    CHECK(has("UNLINKD_EXE=" + e->exe));
+    CHECK(event_json(*e)["exe"] == "/tmp/bad\\x0a\\xff");
+    CHECK(journal_message(*e).find('\n') == std::string::npos);
+}
+
+TEST_CASE("an unset login uid is never shown as auid, and is a journal field like any", "[event]")
+{
+    Event e;
+    e.comm = "rm";
+    e.pid = 1;
+    e.uid = 0;
+    e.path = "/a";
+    CHECK(journal_message(e) == "rm[1] uid=0 deleted /a");
+    auto fields = deletion_fields(e);
+    CHECK(std::find(fields.begin(), fields.end(), "UNLINKD_LOGINUID=4294967295") != fields.end());
+    CHECK(std::find(fields.begin(), fields.end(), "UNLINKD_SESSIONID=4294967295") != fields.end());
+    CHECK(std::find(fields.begin(), fields.end(), "UNLINKD_EXE=") != fields.end());
+    CHECK(std::find(fields.begin(), fields.end(), "UNLINKD_OP=unlink") != fields.end());
 }
 
 TEST_CASE("an unresolved path is empty and the message shows the given name", "[event]")
@@ -169,6 +244,7 @@ TEST_CASE("to_process_stats converts times and comm", "[aggregate]")
     v.first_ns = 2'000'000;
     v.last_ns = 3'000'000;
     v.pid = 8;
+    v.loginuid = 1000;
     std::memcpy(v.comm, "0123456789abcdef", 16);  // no NUL: 16 bytes
     auto p = to_process_stats(k, v, 1'000'000);
     CHECK(p.first_usec == 3000);
@@ -176,4 +252,6 @@ TEST_CASE("to_process_stats converts times and comm", "[aggregate]")
     CHECK(p.comm == "0123456789abcdef");
     CHECK(p.pid == 8);
     CHECK(p.kernel_tgid == 9);
+    CHECK(p.loginuid == 1000);
+    CHECK(process_json(p)["loginuid"] == 1000);
 }

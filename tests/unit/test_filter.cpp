@@ -126,3 +126,50 @@ TEST_CASE("filter semantics: includes OR per field, fields AND, excludes win", "
     CHECK_FALSE(filter_matches(parse_ok({"path=/"}), unresolved));
     CHECK(filter_matches(parse_ok({"path!=/"}), unresolved));
 }
+
+TEST_CASE("op and loginuid rules: parsing, compiled values, semantics", "[filter]")
+{
+    auto rules = parse_ok({"op=rmdir", "op!=unlink", "loginuid=01000", "loginuid!=4294967295"});
+    REQUIRE(rules.size() == 4);
+    CHECK(rules[0].text() == "op=rmdir");
+    CHECK(rules[1].text() == "op!=unlink");
+    CHECK(rules[2].text() == "loginuid=1000");
+    CHECK(rules[3].text() == "loginuid!=4294967295");
+    CHECK_THAT(parse_error({"op=mkdir"}), Catch::Contains("\"op=mkdir\"") && Catch::Contains("unlink"));
+    CHECK_THAT(parse_error({"op="}), Catch::Contains("\"op=\""));
+    CHECK_THAT(parse_error({"loginuid=me"}), Catch::Contains("\"loginuid=me\""));
+    CHECK_THAT(parse_error({"loginuid=4294967296"}), Catch::Contains("4294967295"));
+
+    // The kernel keys: the enum value of the op, the login uid as __u32.
+    auto c = compile_filter(parse_ok({"op=rmdir", "op!=unlink", "loginuid=1000"}));
+    CHECK(c.meta.include_fields == ((1u << UNLINKD_FILTER_OP) | (1u << UNLINKD_FILTER_LOGINUID)));
+    CHECK(c.meta.exclude_fields == (1u << UNLINKD_FILTER_OP));
+    REQUIRE(c.entries.size() == 3);
+    int seen = 0;
+    for (const auto& e : c.entries) {
+        std::uint32_t v;
+        std::memcpy(&v, e.value.data(), 4);
+        for (std::size_t i = 4; i < e.value.size(); ++i)
+            CHECK(e.value[i] == 0);
+        if (e.field == UNLINKD_FILTER_OP && e.action == UNLINKD_FILTER_INCLUDE)
+            seen += v == UNLINKD_OP_RMDIR;
+        if (e.field == UNLINKD_FILTER_OP && e.action == UNLINKD_FILTER_EXCLUDE)
+            seen += v == UNLINKD_OP_UNLINK;
+        if (e.field == UNLINKD_FILTER_LOGINUID)
+            seen += v == 1000 && e.action == UNLINKD_FILTER_INCLUDE;
+    }
+    CHECK(seen == 3);
+
+    FilterSubject file{100, 0, "rm", "/", "/etc/a", 1000, "unlink"};
+    FilterSubject dir{100, 0, "rmdir", "/", "/etc/d", 1000, "rmdir"};
+    FilterSubject boot{100, 0, "rmdir", "/", "/etc/d", UNLINKD_ID_UNSET, "rmdir"};
+    CHECK(filter_matches(parse_ok({"op=rmdir"}), dir));
+    CHECK_FALSE(filter_matches(parse_ok({"op=rmdir"}), file));
+    CHECK(filter_matches(parse_ok({"op=rmdir", "op=unlink"}), file));
+    CHECK_FALSE(filter_matches(parse_ok({"op!=unlink"}), file));
+    CHECK(filter_matches(parse_ok({"loginuid=1000", "op=rmdir"}), dir));
+    CHECK_FALSE(filter_matches(parse_ok({"loginuid=1000"}), boot));
+    CHECK(filter_matches(parse_ok({"loginuid!=1000"}), boot));
+    CHECK_FALSE(filter_matches(parse_ok({"loginuid!=4294967295"}), boot));
+    CHECK(filter_matches(parse_ok({"uid=0", "loginuid=1000"}), file));  // root, logged in as 1000
+}

@@ -83,7 +83,7 @@ check_bus() {
     eq "$($bus get-property org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 AttachMode | jq -r .data)" "$mode"
   check "mode=$mode D-Bus GetProcesses: one $WORKLOAD_COMM process with deletes == 3" \
     eq "$($bus call org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 GetProcesses \
-          | jq -c --arg c "$WORKLOAD_COMM" '[.data[0][] | select(.[2] == $c) | .[3]]')" "[3]"
+          | jq -c --arg c "$WORKLOAD_COMM" '[.data[0][] | select(.[3] == $c) | .[4]]')" "[3]"
   check "mode=$mode unlinkctl top lists $WORKLOAD_COMM" bash -c "unlinkctl top 50 | grep -qw $WORKLOAD_COMM"
 }
 
