@@ -52,6 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case FilterField::comm: s.comm = r.value; break;
         case FilterField::unit: s.cgroup_path = "/system.slice/" + r.value; break;
         case FilterField::path: s.path = r.value; break;
+        case FilterField::loginuid: s.loginuid = static_cast<std::uint32_t>(std::stoul(r.value)); break;
+        case FilterField::op: s.op = r.value; break;
         }
         (void)filter_matches(*parsed, s);
         // A rule set holding only this one rule: an include matches its own
