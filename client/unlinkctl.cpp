@@ -171,6 +171,18 @@ public:
     }
     ~Unlinkd() { unregisterProxy(); }
 
+    // Every property in one round trip (org.freedesktop.DBus.Properties.GetAll).
+    std::map<std::string, sdbus::Variant> all_properties()
+    {
+        std::map<std::string, sdbus::Variant> out;
+        getProxy()
+            .callMethod("GetAll")
+            .onInterface("org.freedesktop.DBus.Properties")
+            .withArguments(std::string(bus::interface_name))
+            .storeResultsTo(out);
+        return out;
+    }
+
 private:
     void onDeleted(const std::uint64_t& t, const std::uint32_t& pid, const std::uint32_t& uid,
                    const std::uint32_t& loginuid, const std::string& comm, const std::string& exe,
@@ -315,12 +327,7 @@ public:
     MetricsInput metrics()
     {
         return guarded("reading the counters", [this] {
-            std::map<std::string, sdbus::Variant> p;
-            unlinkd_.getProxy()
-                .callMethod("GetAll")
-                .onInterface("org.freedesktop.DBus.Properties")
-                .withArguments(std::string(bus::interface_name))
-                .storeResultsTo(p);
+            auto p = unlinkd_.all_properties();
             auto get = [&p]<typename T>(const char* name, T) {
                 auto it = p.find(name);
                 if (it == p.end())
