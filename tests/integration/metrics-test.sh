@@ -6,7 +6,7 @@
 # systemd-journal-upload to systemd-journal-remote.
 #   metrics-test.sh UNLINKD_BIN UNLINKCTL_BIN SOURCE_DIR     (as root)
 # Checks, for a known workload (7 unlinks and 3 rmdirs that succeed, one of
-# each that fails, all by the comm ulk-metrics):
+# each that fails, all by the comm ulk-metrics: rm and rmdir under that name):
 #   `unlinkctl metrics`: exact samples per op, promtool check metrics passes,
 #     no pid or path label; --output= writes the same text;
 #   the endpoint (systemd-socket-activate --accept --inetd, as
@@ -55,13 +55,15 @@ daemon_wait_log 30 "$T/daemon.err" "attached in"
 ctl() { "$CTL" --bus-address="$BUS" "$@"; }
 wait_for 10 ctl status >/dev/null
 
-# ---- the workload: coreutils rm under the comm ulk-metrics (file name)
-W=$T/work; mkdir "$W"; cp /usr/bin/rm "$T/ulk-metrics"
+# ---- the workload: coreutils rm and rmdir, both under the comm ulk-metrics
+# (comm comes from the file name): rm's unlinkat(2) and rmdir's rmdir(2).
+W=$T/work; mkdir "$W" "$T/rm" "$T/rmdir"
+cp /usr/bin/rm "$T/rm/ulk-metrics"; cp /usr/bin/rmdir "$T/rmdir/ulk-metrics"
 touch "$W"/f{1..7}; mkdir "$W"/d{1..3} "$W/full"; touch "$W/full/keep"
-"$T/ulk-metrics" "$W"/f{1..7}
-"$T/ulk-metrics" -d "$W"/d{1..3}
-"$T/ulk-metrics" "$W/missing" 2>/dev/null && exit 1
-"$T/ulk-metrics" -d "$W/full" 2>/dev/null && exit 1
+"$T/rm/ulk-metrics" "$W"/f{1..7}
+"$T/rmdir/ulk-metrics" "$W"/d{1..3}
+"$T/rm/ulk-metrics" "$W/missing" 2>/dev/null && exit 1
+"$T/rmdir/ulk-metrics" "$W/full" 2>/dev/null && exit 1
 
 # ---- unlinkctl metrics
 ctl metrics > "$T/metrics.txt"
@@ -183,7 +185,7 @@ for s, g, (path, op, result) in zip(src, got, want):
         "op": g.get("UNLINKD_OP") == op,
         "result": g.get("UNLINKD_RESULT") == result,
         "comm, uid, exe": (g.get("UNLINKD_COMM"), g.get("UNLINKD_UID"), g.get("UNLINKD_EXE"))
-                          == ("ulk-metrics", "0", t + "/ulk-metrics"),
+                          == ("ulk-metrics", "0", t + ("/rm" if op == "unlink" else "/rmdir") + "/ulk-metrics"),
     }
     for name, good in checks.items():
         if not good:
