@@ -9,6 +9,9 @@ packages=(
   libsystemd-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsdbus-c++-dev libsdbus-c++-bin
   # tests
   catch2 liburing-dev util-linux procps dbus-daemon python3 jq
+  # the metrics test's real engines: Prometheus and promtool, journal-upload
+  # and journal-remote, curl as the HTTP client
+  prometheus systemd-journal-remote curl
   # systemd's dbus.service for the container's system bus (tests/systemd)
   dbus
   # systemd as PID 1 in a container (tests/systemd)

@@ -4,11 +4,14 @@
 # alone), the daemon on real BPF, Debian's Prometheus and promtool,
 # systemd-socket-activate in the socket unit's place, and
 # systemd-journal-upload to systemd-journal-remote.
-#   metrics-test.sh UNLINKD_BIN UNLINKCTL_BIN SOURCE_DIR     (as root)
-# Checks, for a known workload (7 unlinks and 3 rmdirs that succeed, one of
+#   metrics-test.sh UNLINKD_BIN UNLINKCTL_BIN SOURCE_DIR UNIT_BUILD_DIR     (as root)
+# Checks: the units (systemd-analyze verify says nothing, security's
+# exposure is 1.5 or less); for a known workload (7 unlinks and 3 rmdirs that succeed, one of
 # each that fails, all by the comm ulk-metrics: rm and rmdir under that name):
 #   `unlinkctl metrics`: exact samples per op, promtool check metrics passes,
-#     no pid or path label; --output= writes the same text;
+#     no pid or path label; --output= writes the same text; as another uid
+#     the units are empty, unless in the reader group (adm), as the socket's
+#     service with DynamicUser=yes and SupplementaryGroups=adm;
 #   the endpoint (systemd-socket-activate --accept --inetd, as
 #     unlinkd-metrics.socket does): 200 with the text and its content type,
 #     404, 405 and 400; the scrape latency (median of 50 GETs) is printed;
@@ -19,7 +22,7 @@
 #     every UNLINKD_* field equal to the source journal's, and the known
 #     values (path, op, result, comm, uid, exe).
 set -euo pipefail
-BIN=$(realpath "$1"); CTL=$(realpath "$2"); SRC=$(realpath "$3")
+BIN=$(realpath "$1"); CTL=$(realpath "$2"); SRC=$(realpath "$3"); UNITS=$(realpath "$4")
 if [ -z "${UNLINKD_METRICS_NS:-}" ]; then
   exec env UNLINKD_METRICS_NS=1 unshare --mount --propagation private "$0" "$@"
 fi
@@ -47,6 +50,21 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 # Loopback ports nobody holds now (the kernel's choice).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---- the units, offline: a template is verified as an instance of it
+mkdir "$T/units"
+cp "$UNITS/unlinkd-metrics@.service" "$T/units/unlinkd-metrics@0.service"
+cp "$UNITS/unlinkd-metrics-textfile.service" "$SRC/systemd/unlinkd-metrics.socket" \
+   "$SRC/systemd/unlinkd-metrics-textfile.timer" "$T/units/"
+for u in unlinkd-metrics@0.service unlinkd-metrics.socket unlinkd-metrics-textfile.service unlinkd-metrics-textfile.timer; do
+  check "systemd-analyze verify $u: no complaint" eq \
+    "$(systemd-analyze verify --man=no "$T/units/$u" 2>&1 | grep -v "is not executable")" ""
+done
+for u in unlinkd-metrics@0.service unlinkd-metrics-textfile.service; do
+  exposure=$(systemd-analyze security --offline=yes "$T/units/$u" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+  check "$u: exposure $exposure, 1.5 or less" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 1.5) }'
+done
+check "the socket is not enabled by installing it: [Install] only" grep -qx "WantedBy=sockets.target" "$T/units/unlinkd-metrics.socket"
 
 start_private_bus "$T/bus" "$SRC"
 start_private_journald RateLimitBurst=0
@@ -81,6 +99,13 @@ check "the units' deletes sum to the 10 deletions" eq "$unit_sum" 10
 check "labels are op, mode, version and unit only" eq \
   "$(grep -v '^#' "$T/metrics.txt" | grep -o '[a-z_]*="' | sort -u | paste -sd' ')" 'mode=" op=" unit=" version="'
 check "promtool check metrics: no complaint" eq "$(promtool check metrics < "$T/metrics.txt" 2>&1)" ""
+# Another uid sees the totals but only its own processes, so no unit's
+# count; the reader group sees them all (the socket's service: a dynamic
+# user, SupplementaryGroups=adm).
+units_as() { setpriv --reuid=61234 --regid=61234 "$@" "$CTL" --bus-address="$BUS" metrics \
+  | awk '/^unlinkd_unit_deletes_total/ {u += $2} /^unlinkd_deletes_total/ {d += $2} END {print d, u}'; }
+check "as uid 61234: deletes 10, units 0" eq "$(units_as --clear-groups)" "10 0"
+check "as uid 61234 in adm: deletes 10, units 10" eq "$(units_as --groups="$(getent group adm | cut -d: -f3)")" "10 10"
 ctl metrics --output="$T/textfile/unlinkd.prom" 2>/dev/null && exit 1  # no such directory: an error
 mkdir "$T/textfile"
 ctl metrics --output="$T/textfile/unlinkd.prom"
