@@ -53,6 +53,7 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---- the units, offline: a template is verified as an instance of it
 mkdir "$T/units"
+cp "$UNITS/unlinkd-metrics@.service" "$T/units/"
 cp "$UNITS/unlinkd-metrics@.service" "$T/units/unlinkd-metrics@0.service"
 cp "$UNITS/unlinkd-metrics-textfile.service" "$SRC/systemd/unlinkd-metrics.socket" \
    "$SRC/systemd/unlinkd-metrics-textfile.timer" "$T/units/"
@@ -102,10 +103,12 @@ check "promtool check metrics: no complaint" eq "$(promtool check metrics < "$T/
 # Another uid sees the totals but only its own processes, so no unit's
 # count; the reader group sees them all (the socket's service: a dynamic
 # user, SupplementaryGroups=adm).
-units_as() { setpriv --reuid=61234 --regid=61234 "$@" "$CTL" --bus-address="$BUS" metrics \
+# (nobody: dbus-daemon refuses a uid without a passwd entry; a real
+# DynamicUser has one, through nss-systemd.)
+units_as() { setpriv --reuid=65534 --regid=65534 "$@" "$CTL" --bus-address="$BUS" metrics \
   | awk '/^unlinkd_unit_deletes_total/ {u += $2} /^unlinkd_deletes_total/ {d += $2} END {print d, u}'; }
-check "as uid 61234: deletes 10, units 0" eq "$(units_as --clear-groups)" "10 0"
-check "as uid 61234 in adm: deletes 10, units 10" eq "$(units_as --groups="$(getent group adm | cut -d: -f3)")" "10 10"
+check "as nobody: deletes 10, units 0" eq "$(units_as --clear-groups)" "10 0"
+check "as nobody in adm: deletes 10, units 10" eq "$(units_as --groups="$(getent group adm | cut -d: -f3)")" "10 10"
 ctl metrics --output="$T/textfile/unlinkd.prom" 2>/dev/null && exit 1  # no such directory: an error
 mkdir "$T/textfile"
 ctl metrics --output="$T/textfile/unlinkd.prom"
