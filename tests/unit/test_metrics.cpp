@@ -85,8 +85,12 @@ TEST_CASE("label values escape backslash, quote and line feed", "[metrics]")
 TEST_CASE("the 50 busiest units, the rest summed as other", "[metrics]")
 {
     std::vector<UnitCount> units;
-    for (int i = 0; i < 60; ++i)
-        units.push_back({"u" + std::to_string(i) + ".service", static_cast<std::uint64_t>(100 + i), 1});
+    for (int i = 0; i < 60; ++i) {
+        std::string name = "u";  // appended: "u" + std::to_string(i) trips GCC 12's -Wrestrict (PR 105651)
+        name += std::to_string(i);
+        name += ".service";
+        units.push_back({name, static_cast<std::uint64_t>(100 + i), 1});
+    }
     units.push_back({"tie-b.service", 130, 0});
     units.push_back({"tie-a.service", 130, 0});
     auto top = busiest_units(units);
