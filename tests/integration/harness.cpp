@@ -130,11 +130,38 @@ pid_t spawn(const ChildOptions& o, const std::function<int()>& body)
     }
     if (!o.comm.empty())
         prctl(PR_SET_NAME, o.comm.c_str());
+    if (o.loginuid) {
+        std::ofstream f("/proc/self/loginuid");
+        f << *o.loginuid << std::flush;
+        if (!f)
+            _exit(92);
+    }
     if (o.uid) {
         if (setgroups(0, nullptr) || setresgid(o.gid, o.gid, o.gid) || setresuid(o.uid, o.uid, o.uid))
             _exit(91);
     }
     _exit(body());
+}
+
+static std::uint32_t read_id(const char* file)
+{
+    std::ifstream f(file);
+    std::uint32_t id = 0;
+    f >> id;
+    INFO(file);
+    REQUIRE(f);
+    return id;
+}
+
+std::uint32_t own_loginuid() { return read_id("/proc/self/loginuid"); }
+std::uint32_t own_sessionid() { return read_id("/proc/self/sessionid"); }
+
+std::string own_exe()
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf));
+    REQUIRE(n > 0);
+    return std::string(buf, static_cast<std::size_t>(n));
 }
 
 int wait_child(pid_t pid)
@@ -247,6 +274,39 @@ pid_t start_storm(const std::string& dir, const std::string& comm, unsigned coun
                 }
                 for (const auto& name : names)
                     if (unlink(name.c_str()) != 0)
+                        ++failed;
+            });
+        }
+        for (auto& w : workers)
+            w.join();
+        return failed.load() == 0 ? 0 : 1;
+    });
+}
+
+pid_t start_mixed_storm(const std::string& dir, const std::string& comm, unsigned pairs, unsigned threads)
+{
+    return spawn({comm}, [&]() {
+        std::vector<std::thread> workers;
+        std::atomic<int> failed{0};
+        for (unsigned t = 0; t < threads; ++t) {
+            workers.emplace_back([&, t]() {
+                std::string sub = dir + "/" + comm + "-t" + std::to_string(t);
+                mkdir(sub.c_str(), 0755);
+                unsigned n = pairs / threads + (t < pairs % threads ? 1 : 0);
+                std::vector<std::string> files, dirs;
+                files.reserve(n);
+                dirs.reserve(n);
+                for (unsigned i = 0; i < n; ++i) {
+                    files.push_back(sub + "/f" + std::to_string(i));
+                    dirs.push_back(sub + "/d" + std::to_string(i));
+                    int fd = open(files.back().c_str(), O_CREAT | O_WRONLY, 0644);
+                    if (fd < 0 || mkdir(dirs.back().c_str(), 0755) != 0)
+                        ++failed;
+                    if (fd >= 0)
+                        close(fd);
+                }
+                for (unsigned i = 0; i < n; ++i)
+                    if (unlink(files[i].c_str()) != 0 || rmdir(dirs[i].c_str()) != 0)
                         ++failed;
             });
         }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,13 +39,26 @@ private:
 };
 
 struct ChildOptions {
-    ChildOptions(std::string comm_ = {}, uid_t uid_ = 0, gid_t gid_ = 0, std::string cgroup_ = {})
-        : comm(std::move(comm_)), uid(uid_), gid(gid_), cgroup(std::move(cgroup_)) {}
+    ChildOptions(std::string comm_ = {}, uid_t uid_ = 0, gid_t gid_ = 0, std::string cgroup_ = {},
+                 std::optional<std::uint32_t> loginuid_ = std::nullopt)
+        : comm(std::move(comm_)), uid(uid_), gid(gid_), cgroup(std::move(cgroup_)), loginuid(loginuid_) {}
     std::string comm;    // set with PR_SET_NAME before `body`
     uid_t uid;           // switched to (with gid) before `body` when non-zero
     gid_t gid;
     std::string cgroup;  // cgroup v2 directory to join before `body`, if not empty
+    // Written to /proc/self/loginuid before the uid switch, as pam_loginuid
+    // does at a login: the kernel gives the child a new audit session. Needs
+    // CAP_AUDIT_CONTROL (root) and a login uid that is not immutable.
+    std::optional<std::uint32_t> loginuid;
 };
+
+// The audit login uid and session id of the calling process, as
+// /proc/self/loginuid and /proc/self/sessionid say (4294967295: unset).
+// REQUIREs the files (CONFIG_AUDIT).
+std::uint32_t own_loginuid();
+std::uint32_t own_sessionid();
+// The absolute path of the running executable (/proc/self/exe).
+std::string own_exe();
 
 // Forks a child that sets itself up and runs `body`; the child's exit code
 // is body's return value. Returns the child's pid; wait with wait_child().
@@ -89,6 +103,10 @@ std::unique_ptr<EngineUnderTest> start_engine(Mode mode, const std::vector<std::
 // Starts a child that creates `count` files in `dir` and then deletes them
 // from `threads` threads. Returns its pid; wait with wait_child().
 pid_t start_storm(const std::string& dir, const std::string& comm, unsigned count, unsigned threads);
+// The same with directories: each thread creates its share of `pairs` files
+// and `pairs` empty directories, then deletes them alternately (unlink, rmdir,
+// unlink, ...): 2 * pairs deletions, half of each op.
+pid_t start_mixed_storm(const std::string& dir, const std::string& comm, unsigned pairs, unsigned threads);
 // True once `pid` has exited; stores its exit code.
 bool reap(pid_t pid, int& exit_code);
 

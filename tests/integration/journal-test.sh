@@ -3,7 +3,9 @@
 # namespace sees (the machine's own journal, if any, is untouched).
 #   journal-test.sh UNLINKD_BIN SOURCE_DIR     (as root)
 # Checks: one entry per deletion with every UNLINKD_* field, exact for a known
-# workload; the "N not logged" entry past 200 a second, with logged + not
+# workload; directory removals by a process that logged in as uid 4242
+# (UNLINKD_OP, UNLINKD_LOGINUID, UNLINKD_SESSIONID, UNLINKD_EXE, MESSAGE with
+# auid= and "removed directory"); the "N not logged" entry past 200 a second, with logged + not
 # logged == deletions; the catalog text through journalctl -x; the summary
 # entry written at stop.
 set -euo pipefail
@@ -30,7 +32,7 @@ mount -t tmpfs tmpfs /var/lib/systemd/catalog
 journalctl --update-catalog
 
 # The daemon without --foreground writes to the journal.
-daemon_start "$T/daemon.err" "$BIN" --filter=comm=ulk-jrnl --bus-address=unix:path=/nonexistent
+daemon_start "$T/daemon.err" "$BIN" --filter=comm=ulk-jrnl --filter=comm=ulk-jrnld --bus-address=unix:path=/nonexistent
 daemon_wait_log 30 "$T/daemon.err" "attached in"
 
 # Workload: coreutils rm named ulk-jrnl (comm comes from the file name).
@@ -43,9 +45,10 @@ at_least_4_entries() { [ "$(entries)" -ge 4 ]; }
 wait_for 5 at_least_4_entries || true
 journalctl -q -o json UNLINKD_COMM=ulk-jrnl > "$T/entries.json"
 check "4 entries for the workload" eq "$(wc -l < "$T/entries.json")" 4
-check "every field of the 4 entries" /usr/bin/python3 - "$T" <<'PY'
+OWN_LOGINUID=$(cat /proc/self/loginuid); OWN_SESSIONID=$(cat /proc/self/sessionid)
+check "every field of the 4 entries" /usr/bin/python3 - "$T" "$OWN_LOGINUID" "$OWN_SESSIONID" <<'PY'
 import json, sys, errno
-t = sys.argv[1]
+t, auid, ses = sys.argv[1:4]
 rows = [json.loads(l) for l in open(t + "/entries.json")]
 want = [(t + "/a", t + "/a", "0"), (t + "/b", "b", "0"), (t + "/c", "./c", "0"),
         (t + "/missing", t + "/missing", str(-errno.ENOENT))]
@@ -60,6 +63,10 @@ for r, (path, given, result) in zip(rows, want):
         "UNLINKD_UID": r.get("UNLINKD_UID") == "0",
         "UNLINKD_GID": r.get("UNLINKD_GID") == "0",
         "UNLINKD_COMM": r.get("UNLINKD_COMM") == "ulk-jrnl",
+        "UNLINKD_OP": r.get("UNLINKD_OP") == "unlink",
+        "UNLINKD_EXE": r.get("UNLINKD_EXE") == t + "/ulk-jrnl",
+        "UNLINKD_LOGINUID": r.get("UNLINKD_LOGINUID") == auid,
+        "UNLINKD_SESSIONID": r.get("UNLINKD_SESSIONID") == ses,
         "UNLINKD_MODE": r.get("UNLINKD_MODE") in ("fentry", "kprobe", "tracepoint"),
         "fields": all(k in r for k in ("UNLINKD_PID", "UNLINKD_TID", "UNLINKD_PPID", "UNLINKD_UNIT")),
         "MESSAGE": r.get("MESSAGE", "").startswith("ulk-jrnl[" + r.get("UNLINKD_PID", "?") + "] uid=0 ")
@@ -67,6 +74,44 @@ for r, (path, given, result) in zip(rows, want):
     }
     for name, good in checks.items():
         print(("ok   " if good else "FAIL ") + path + " " + name + ("" if good else ": " + json.dumps(r)[:300]))
+        ok &= good
+sys.exit(0 if ok else 1)
+PY
+
+# Directory removals by someone who logged in as 4242 and is root now (as
+# after sudo): the subshell sets its login uid as pam_loginuid would (a new
+# audit session), then becomes coreutils rmdir named ulk-jrnld.
+cp /usr/bin/rmdir "$T/ulk-jrnld"
+mkdir "$T/d" "$T/full"; touch "$T/full/keep"
+(echo 4242 > /proc/self/loginuid && cat /proc/self/sessionid > "$T/session" &&
+   "$T/ulk-jrnld" "$T/d" && exec "$T/ulk-jrnld" "$T/full" 2>/dev/null) || true
+session=$(cat "$T/session")
+dir_entries() { [ "$(journalctl -q -o cat UNLINKD_COMM=ulk-jrnld | wc -l)" -ge 2 ]; }
+wait_for 5 dir_entries || true
+# As the spec's example asks it: by login uid and op.
+journalctl -q -o json UNLINKD_LOGINUID=4242 UNLINKD_OP=rmdir > "$T/dirs.json"
+check "journalctl UNLINKD_LOGINUID=4242 UNLINKD_OP=rmdir: the 2 directory removals" eq "$(wc -l < "$T/dirs.json")" 2
+check "every field of the 2 directory entries" /usr/bin/python3 - "$T" "$session" <<'PY'
+import json, sys, errno
+t, ses = sys.argv[1:3]
+rows = [json.loads(l) for l in open(t + "/dirs.json")]
+want = [(t + "/d", "0", "removed directory " + t + "/d"),
+        (t + "/full", str(-errno.ENOTEMPTY), "failed to remove directory " + t + "/full: ENOTEMPTY")]
+ok = len(rows) == 2
+for r, (path, result, tail) in zip(rows, want):
+    checks = {
+        "UNLINKD_OP": r.get("UNLINKD_OP") == "rmdir",
+        "UNLINKD_PATH": r.get("UNLINKD_PATH") == path,
+        "UNLINKD_RESULT": r.get("UNLINKD_RESULT") == result,
+        "UNLINKD_UID": r.get("UNLINKD_UID") == "0",
+        "UNLINKD_LOGINUID": r.get("UNLINKD_LOGINUID") == "4242",
+        "UNLINKD_SESSIONID": r.get("UNLINKD_SESSIONID") == ses and ses != "4294967295",
+        "UNLINKD_EXE": r.get("UNLINKD_EXE") == t + "/ulk-jrnld",
+        "UNLINKD_COMM": r.get("UNLINKD_COMM") == "ulk-jrnld",
+        "MESSAGE": r.get("MESSAGE") == "ulk-jrnld[" + r.get("UNLINKD_PID", "?") + "] uid=0 auid=4242 " + tail,
+    }
+    for name, good in checks.items():
+        print(("ok   " if good else "FAIL ") + path + " " + name + ("" if good else ": " + json.dumps(r)[:400]))
         ok &= good
 sys.exit(0 if ok else 1)
 PY
@@ -86,10 +131,10 @@ journalctl -q -x -n 3 UNLINKD_COMM=ulk-jrnl > "$T/x.txt" 2>&1 || true; head -c 1
 check "journalctl -x explains a deletion entry" grep -q "asked the" "$T/x.txt"
 
 # At stop, the summary entry: this run's exact counts (the filter keeps them
-# to the workload: 3 + 600 deleted, 1 failed).
+# to the workload: 3 + 1 directory + 600 deleted, 1 + 1 directory failed).
 daemon_stop || true
-summary=$(journalctl -q -o export MESSAGE_ID=56dd6baa98ba4f23bfa30e9b04725d50 UNLINKD_TOTAL_DELETES=603 | sed -n 's/^\(UNLINKD_DELETES\|UNLINKD_FAILURES\|UNLINKD_TOTAL_FAILURES\)=/\1 /p' | sort | paste -sd' ')
+summary=$(journalctl -q -o export MESSAGE_ID=56dd6baa98ba4f23bfa30e9b04725d50 UNLINKD_TOTAL_DELETES=604 | sed -n 's/^\(UNLINKD_DELETES\|UNLINKD_FAILURES\|UNLINKD_TOTAL_FAILURES\)=/\1 /p' | sort | paste -sd' ')
 echo "summary entry: $summary"
-check "the summary entry at stop has the exact counts" eq "$summary" "UNLINKD_DELETES 603 UNLINKD_FAILURES 1 UNLINKD_TOTAL_FAILURES 1"
+check "the summary entry at stop has the exact counts" eq "$summary" "UNLINKD_DELETES 604 UNLINKD_FAILURES 2 UNLINKD_TOTAL_FAILURES 2"
 echo "journal: $([ "$FAILS" = 0 ] && echo PASS || echo FAIL) ($CHECKS checks, $FAILS failed)"
 exit $((FAILS > 0))

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <fstream>
 
+#include "core/format.h"
 #include "harness.h"
 
 using namespace unlinkd;
@@ -127,32 +128,72 @@ TEST_CASE("failures carry the errno: ENOENT, EACCES as a non-root uid, EISDIR", 
     }
 }
 
-TEST_CASE("directory removal (AT_REMOVEDIR, rmdir) is not counted as a file deletion", "[counts]")
+TEST_CASE("directory removal: rmdir and dirfd-relative AT_REMOVEDIR are op rmdir, with ENOTEMPTY and ENOENT",
+          "[counts][rmdir]")
 {
     for (Mode mode : test_modes()) {
         DYNAMIC_SECTION("mode " << mode_name(mode))
         {
             Scratch s;
-            REQUIRE(mkdir(s.path("d1").c_str(), 0755) == 0);
-            REQUIRE(mkdir(s.path("d2").c_str(), 0755) == 0);
+            for (auto d : {"d1", "sub", "sub/d2", "full"})
+                REQUIRE(mkdir(s.path(d).c_str(), 0755) == 0);
+            s.create("full/keep");
             s.create("f");
             auto t = start_engine(mode);
+            auto before = t->engine->counters();
             pid_t pid = run_child({"ulk-rmdir"}, [&]() {
-                if (unlinkat(AT_FDCWD, s.path("d1").c_str(), AT_REMOVEDIR) || rmdir(s.path("d2").c_str()))
+                if (rmdir(s.path("d1").c_str()))
                     return 1;
-                // An invalid flag is EINVAL before do_unlinkat: not a deletion either.
-                if (unlinkat(AT_FDCWD, s.path("f").c_str(), 0x4000) != -1 || errno != EINVAL)
+                int fd = open(s.path("sub").c_str(), O_RDONLY | O_DIRECTORY);
+                if (fd < 0 || unlinkat(fd, "d2", AT_REMOVEDIR))
                     return 2;
-                return unlink(s.path("f").c_str()) ? 3 : 0;
+                if (rmdir(s.path("full").c_str()) != -1 || errno != ENOTEMPTY)
+                    return 3;
+                if (unlinkat(fd, "missing", AT_REMOVEDIR) != -1 || errno != ENOENT)
+                    return 4;
+                // An invalid flag is EINVAL before either function: no deletion.
+                if (unlinkat(AT_FDCWD, s.path("f").c_str(), 0x4000) != -1 || errno != EINVAL)
+                    return 5;
+                return unlink(s.path("f").c_str()) ? 6 : 0;
             });
-            REQUIRE(t->drain_until([&]() { return t->collector.for_pid(pid).size() >= 1; }));
+            REQUIRE(t->drain_until([&]() { return t->collector.for_pid(pid).size() >= 5; }));
             t->drain_until([] { return false; }, std::chrono::milliseconds(200));
             auto ev = t->collector.for_pid(pid);
-            REQUIRE(ev.size() == 1);
-            CHECK(ev[0].path == s.path("f"));
+            REQUIRE(ev.size() == 5);
+            CHECK(ev[0].op == "rmdir");
+            CHECK(ev[0].path == s.path("d1"));
+            CHECK(ev[0].result == 0);
+            CHECK(ev[1].op == "rmdir");
+            CHECK(ev[1].path == s.path("sub/d2"));
+            CHECK(ev[1].path_as_given == "d2");
+            CHECK(ev[1].result == 0);
+            CHECK(ev[2].op == "rmdir");
+            CHECK(ev[2].path == s.path("full"));
+            CHECK(ev[2].result == -ENOTEMPTY);
+            CHECK(ev[3].op == "rmdir");
+            CHECK(ev[3].path == s.path("sub/missing"));
+            CHECK(ev[3].result == -ENOENT);
+            CHECK(ev[4].op == "unlink");
+            CHECK(ev[4].path == s.path("f"));
+            CHECK(ev[4].result == 0);
+            for (const auto& e : ev) {
+                CHECK(e.comm == "ulk-rmdir");
+                CHECK(e.mode == mode);
+                CHECK(e.tid == static_cast<std::uint32_t>(pid));
+            }
+            CHECK(journal_message(ev[0]) == "ulk-rmdir[" + std::to_string(pid) + "] uid=0 removed directory " +
+                                                s.path("d1"));
+            CHECK(journal_message(ev[2]) == "ulk-rmdir[" + std::to_string(pid) +
+                                                "] uid=0 failed to remove directory " + s.path("full") +
+                                                ": ENOTEMPTY");
+            // deletes and failures count both ops.
             auto p = t->process(pid);
-            CHECK(p.deletes == 1);
-            CHECK(p.failures == 0);
+            CHECK(p.deletes == 3);
+            CHECK(p.failures == 2);
+            auto after = t->engine->counters();
+            CHECK(after.deletes - before.deletes >= 3);
+            CHECK(access(s.path("full/keep").c_str(), F_OK) == 0);
+            CHECK(access(s.path("sub").c_str(), F_OK) == 0);
         }
     }
 }

@@ -147,19 +147,21 @@ TEST_CASE("a known workload's exact counts and events over D-Bus", "[dbus]")
     json row;
     for (int i = 0; i < 50 && row.is_null(); ++i) {
         for (const auto& r : call(bus.address(), "GetProcesses"))
-            if (r[0] == pid && r[3] == 3 && r[4] == 1)
+            if (r[0] == pid && r[4] == 3 && r[5] == 1)
                 row = r;
         if (row.is_null())
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     REQUIRE_FALSE(row.is_null());
+    // (uuusttts): pid, uid, loginuid, comm, deletes, failures, last, unit
     CHECK(row[1] == 0);
-    CHECK(row[2] == "ulk-bus");
-    CHECK(row[5].get<std::uint64_t>() > 0);
+    CHECK(row[2] == own_loginuid());
+    CHECK(row[3] == "ulk-bus");
+    CHECK(row[6].get<std::uint64_t>() > 0);
 
     bool in_top = false;
     for (const auto& r : call(bus.address(), "GetTopProcesses", {"u", "1000"}))
-        in_top |= r[0] == pid && r[3] == 3;
+        in_top |= r[0] == pid && r[4] == 3;
     CHECK(in_top);
 
     // Events reach the daemon through the ring buffer, a moment after the
@@ -174,13 +176,20 @@ TEST_CASE("a known workload's exact counts and events over D-Bus", "[dbus]")
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     REQUIRE(mine.size() == 4);
-    CHECK(mine[0][4] == s.path("b1"));
-    CHECK(mine[1][4] == s.path("b2"));
-    CHECK(mine[2][4] == s.path("b3"));
-    CHECK(mine[3][4] == s.path("missing"));
-    CHECK(mine[3][5] == -ENOENT);
-    CHECK(mine[0][5] == 0);
-    CHECK(mine[0][3] == "ulk-bus");
+    // (tuuusssiss): time, pid, uid, loginuid, comm, exe, path, result, unit, op
+    CHECK(mine[0][6] == s.path("b1"));
+    CHECK(mine[1][6] == s.path("b2"));
+    CHECK(mine[2][6] == s.path("b3"));
+    CHECK(mine[3][6] == s.path("missing"));
+    CHECK(mine[3][7] == -ENOENT);
+    CHECK(mine[0][7] == 0);
+    for (const auto& e : mine) {
+        CHECK(e[2] == 0);
+        CHECK(e[3] == own_loginuid());
+        CHECK(e[4] == "ulk-bus");
+        CHECK(e[5] == own_exe());  // a fork of this test binary
+        CHECK(e[9] == "unlink");
+    }
 
     CHECK(property(bus.address(), "TotalDeletes").get<std::uint64_t>() >= 3);
     CHECK(property(bus.address(), "Version") == UNLINKD_VERSION);
@@ -346,8 +355,9 @@ TEST_CASE("signals: broadcast to root only, Subscribe delivers the subscriber's 
             auto connection = sdbus::createSessionBusConnectionWithAddress(bus.address());
             std::atomic<int> seen{0};
             std::atomic<int> foreign{0};
-            auto on_deleted = [&](std::uint64_t, std::uint32_t, std::uint32_t signal_uid, const std::string& comm,
-                                  const std::string&, std::int32_t, const std::string&) {
+            auto on_deleted = [&](std::uint64_t, std::uint32_t, std::uint32_t signal_uid, std::uint32_t,
+                                  const std::string& comm, const std::string&, const std::string&, std::int32_t,
+                                  const std::string&, const std::string&) {
                 if (comm.rfind("ulk-sig", 0) == 0)
                     ++seen;
                 if (getuid() != 0 && signal_uid != getuid())
@@ -413,7 +423,7 @@ TEST_CASE("the bus started after the daemon: counting goes on, the name is claim
     REQUIRE(wait_for_name(bus.address()));
     bool found = false;
     for (const auto& r : call(bus.address(), "GetProcesses"))
-        found |= r[0] == early && r[3] == 1;
+        found |= r[0] == early && r[4] == 1;
     CHECK(found);
     CHECK_THAT(d.err(), Catch::Contains("owning org.unlinkd.Unlinkd1"));
 }
@@ -439,14 +449,17 @@ TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][un
     Scratch s;
     for (auto f : {"c1", "c2"})
         s.create(f);
-    pid_t pid = run_child({"ulk-ctl"}, [&]() { return unlink(s.path("c1").c_str()) || unlink(s.path("c2").c_str()); });
+    REQUIRE(mkdir(s.path("cd").c_str(), 0755) == 0);
+    pid_t pid = run_child({"ulk-ctl"}, [&]() {
+        return unlink(s.path("c1").c_str()) || unlink(s.path("c2").c_str()) || rmdir(s.path("cd").c_str());
+    });
 
     json mine;
     for (int i = 0; i < 50 && mine.is_null(); ++i) {
         auto top = unlinkctl({"--json", "top", "1000"});
         REQUIRE(top.code == 0);
         for (const auto& p : json::parse(top.out))
-            if (p["pid"] == pid && p["deletes"] == 2)
+            if (p["pid"] == pid && p["deletes"] == 3)
                 mine = p;
         if (mine.is_null())
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -454,24 +467,38 @@ TEST_CASE("unlinkctl: tables and JSON, exit codes scripts can trust", "[dbus][un
     REQUIRE_FALSE(mine.is_null());
     CHECK(mine["comm"] == "ulk-ctl");
     CHECK(mine["failures"] == 0);
+    CHECK(mine["loginuid"] == own_loginuid());
 
     auto table = unlinkctl({"top", "1000"});
     CHECK(table.code == 0);
-    CHECK_THAT(table.out, Catch::Contains("PID") && Catch::Contains("ulk-ctl"));
+    CHECK_THAT(table.out, Catch::Contains("PID") && Catch::Contains("AUID") && Catch::Contains("ulk-ctl"));
 
     int seen = 0;
-    for (int i = 0; i < 50 && seen < 2; ++i) {  // events follow the counts by a moment
+    json dir;
+    for (int i = 0; i < 50 && seen < 3; ++i) {  // events follow the counts by a moment
         auto events = unlinkctl({"--json", "events", "1024"});
         REQUIRE(events.code == 0);
         seen = 0;
         std::istringstream lines(events.out);
-        for (std::string line; std::getline(lines, line);)
-            if (!line.empty() && json::parse(line)["pid"] == pid)
-                ++seen;
-        if (seen < 2)
+        for (std::string line; std::getline(lines, line);) {
+            if (line.empty() || json::parse(line)["pid"] != pid)
+                continue;
+            ++seen;
+            if (json::parse(line)["op"] == "rmdir")
+                dir = json::parse(line);
+        }
+        if (seen < 3)
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    CHECK(seen == 2);
+    CHECK(seen == 3);
+    REQUIRE_FALSE(dir.is_null());
+    CHECK(dir["path"] == s.path("cd"));
+    CHECK(dir["exe"] == own_exe());
+    CHECK(dir["loginuid"] == own_loginuid());
+    auto event_table = unlinkctl({"events", "1024"});
+    CHECK(event_table.code == 0);
+    CHECK_THAT(event_table.out, Catch::Contains("AUID") && Catch::Contains("OP") &&
+                                    Catch::Contains(" rmdir  ok         " + s.path("cd") + "  " + own_exe()));
 
     auto status = unlinkctl({"--json", "status"});
     REQUIRE(status.code == 0);
@@ -522,11 +549,11 @@ TEST_CASE("Summary: the processes that changed, once per interval, nothing when 
     std::mutex m;
     std::vector<std::vector<std::pair<std::uint32_t, std::uint64_t>>> summaries;  // (pid, deletes) per signal
     proxy->uponSignal("Summary").onInterface(iface).call(
-        [&](const std::vector<sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t,
-                                            std::uint64_t, std::string>>& rows) {
+        [&](const std::vector<sdbus::Struct<std::uint32_t, std::uint32_t, std::uint32_t, std::string, std::uint64_t,
+                                            std::uint64_t, std::uint64_t, std::string>>& rows) {
             std::vector<std::pair<std::uint32_t, std::uint64_t>> one;
             for (const auto& r : rows)
-                one.emplace_back(r.get<0>(), r.get<3>());
+                one.emplace_back(r.get<0>(), r.get<4>());
             std::lock_guard<std::mutex> lock(m);
             summaries.push_back(one);
         });

@@ -92,6 +92,95 @@ TEST_CASE("uid include and exclude", "[filters]")
     }
 }
 
+TEST_CASE("op include and exclude: files or directories", "[filters][rmdir]")
+{
+    for (Mode mode : test_modes()) {
+        DYNAMIC_SECTION("mode " << mode_name(mode))
+        {
+            Scratch s;
+            for (auto d : {"d1", "d2", "d3"})
+                REQUIRE(mkdir(s.path(d).c_str(), 0755) == 0);
+            for (auto f : {"f1", "f2", "f3"})
+                s.create(f);
+            auto both = [&](const char* dir, const char* file) {
+                return [&s, dir, file]() {
+                    // The failed rmdir (ENOENT) is an rmdir too: the op filter counts its failure.
+                    if (rmdir(s.path(dir).c_str()) || unlink(s.path(file).c_str()) ||
+                        rmdir(s.path("missing").c_str()) != -1)
+                        return 1;
+                    return 0;
+                };
+            };
+            auto t = start_engine(mode, {"op=rmdir", "comm=ulk-op"});
+            auto before = t->engine->counters();
+            pid_t a = run_child({"ulk-op"}, both("d1", "f1"));
+            settle(*t);
+            auto after = t->engine->counters();
+            CHECK(after.deletes - before.deletes == 1);  // only d1: f1 was filtered in the kernel
+            CHECK(after.failures - before.failures == 1);
+            CHECK(t->process(a).deletes == 1);
+            CHECK(t->process(a).failures == 1);
+            auto ev = t->collector.for_pid(a);
+            REQUIRE(ev.size() == 2);
+            CHECK(ev[0].op == "rmdir");
+            CHECK(ev[0].path == s.path("d1"));
+            CHECK(ev[1].op == "rmdir");
+            CHECK(ev[1].result == -ENOENT);
+
+            REQUIRE(t->engine->set_filters({"op!=rmdir", "comm=ulk-op"}).ok());
+            before = t->engine->counters();
+            pid_t b = run_child({"ulk-op"}, both("d2", "f2"));
+            settle(*t);
+            after = t->engine->counters();
+            CHECK(after.deletes - before.deletes == 1);  // only f2
+            CHECK(after.failures - before.failures == 0);
+            CHECK(t->process(b).deletes == 1);
+            ev = t->collector.for_pid(b);
+            REQUIRE(ev.size() == 1);
+            CHECK(ev[0].op == "unlink");
+            CHECK(ev[0].path == s.path("f2"));
+
+            REQUIRE(t->engine->set_filters({"op=unlink", "op=rmdir", "comm=ulk-op"}).ok());
+            pid_t c = run_child({"ulk-op"}, both("d3", "f3"));
+            settle(*t);
+            CHECK(t->process(c).deletes == 2);
+            CHECK(t->process(c).failures == 1);
+        }
+    }
+}
+
+TEST_CASE("loginuid include and exclude: who logged in, whatever the uid", "[filters][loginuid]")
+{
+    for (Mode mode : test_modes()) {
+        DYNAMIC_SECTION("mode " << mode_name(mode))
+        {
+            Scratch s;
+            for (auto n : {"a1", "a2", "b1", "a3", "b2"})
+                s.create(n);
+            auto t = start_engine(mode, {"loginuid=4243"});
+            pid_t a = run_child({"ulk-auid", 0, 0, {}, 4243}, deleter(s, {"a1", "a2"}));
+            pid_t b = run_child({"ulk-auid", 0, 0, {}, 4244}, deleter(s, {"b1"}));
+            settle(*t);
+            CHECK(t->process(a).deletes == 2);
+            CHECK(t->process(a).loginuid == 4243);
+            CHECK(t->processes_of(b).empty());
+            CHECK(t->collector.for_pid(a).size() == 2);
+            CHECK(t->collector.for_pid(b).empty());
+
+            REQUIRE(t->engine->set_filters({"loginuid!=4243", "comm=ulk-auid"}).ok());
+            pid_t a2 = run_child({"ulk-auid", 0, 0, {}, 4243}, deleter(s, {"a3"}));
+            pid_t b2 = run_child({"ulk-auid", 0, 0, {}, 4244}, deleter(s, {"b2"}));
+            settle(*t);
+            CHECK(t->processes_of(a2).empty());
+            CHECK(t->process(b2).deletes == 1);
+            CHECK(t->process(b2).loginuid == 4244);
+            auto ev = t->collector.for_pid(b2);
+            REQUIRE(ev.size() == 1);
+            CHECK(ev[0].loginuid == 4244);
+        }
+    }
+}
+
 TEST_CASE("pid include and exclude (pids as the daemon sees them)", "[filters]")
 {
     for (Mode mode : test_modes()) {
@@ -118,6 +207,10 @@ TEST_CASE("pid include and exclude (pids as the daemon sees them)", "[filters]")
             pid_t p = spawn({"ulk-pid"}, waiting({"p1", "p2"}));
             pid_t q = spawn({"ulk-pid"}, waiting({"q1"}));
             REQUIRE(t->engine->set_filters({"pid=" + std::to_string(p)}).ok());
+            // What other processes on this machine deleted before the
+            // filter was in force is not this test's.
+            t->drain_all();
+            t->collector.events.clear();
             REQUIRE(write(go[1], "xx", 2) == 2);
             REQUIRE(wait_child(p) == 0);
             REQUIRE(wait_child(q) == 0);

@@ -294,3 +294,91 @@ TEST_CASE("Engine::set_mode switches modes during a storm with exact totals", "[
     std::printf("FIGURE set_mode under a storm with standbys: %zu switches, median %.1f ms, worst %.1f ms\n",
                 switch_ms.size(), switch_ms[switch_ms.size() / 2], switch_ms.back());
 }
+
+namespace {
+
+constexpr unsigned mixed_pairs = 20000;  // 40000 deletions, half of them directories
+
+// The process row and the totals of a mixed storm by `pid`: every file and
+// every directory counted once, and no result lost.
+void check_mixed_totals(const Totals& before, const Totals& after, const ProcessStats& p)
+{
+    CHECK(after.deletes - before.deletes == 2 * mixed_pairs);
+    CHECK(after.failures - before.failures == 0);
+    CHECK(after.lost_exits - before.lost_exits == 0);
+    CHECK(p.deletes == 2 * mixed_pairs);
+    CHECK(p.failures == 0);
+}
+
+}  // namespace
+
+TEST_CASE("hand-overs during a mixed rmdir/unlink storm lose and double nothing", "[storm][switch][rmdir]")
+{
+    // As the switch test above, with do_rmdir beside do_unlinkat: one
+    // inflight claim covers both functions, whichever attachment's exit runs.
+    auto modes = loadable_modes();
+    Scratch s;
+    BareMaps bare({"comm=ulk-mixsw"});
+    auto current = ModeAttachment::make(*bare.maps, modes[0]);
+    REQUIRE(current.ok());
+    std::unique_ptr<ModeAttachment> attached = std::move(*current);
+    auto before = bare.totals();
+    pid_t pid = start_mixed_storm(s.dir(), "ulk-mixsw", mixed_pairs, 2);
+    int code = -1, switches = 0;
+    size_t next = 1 % modes.size();
+    while (!reap(pid, code)) {
+        auto fresh = ModeAttachment::make(*bare.maps, modes[next]);
+        REQUIRE(fresh.ok());
+        CHECK(hand_over_now(*bare.maps, attached, std::move(*fresh)) == 0);
+        ++switches;
+        next = (next + 1) % modes.size();
+    }
+    REQUIRE(code == 0);
+    auto after = bare.totals();
+    if (modes.size() == 1 && modes[0] == Mode::fentry) {  // see the switch test above
+        CHECK(after.deletes - before.deletes + after.lost_exits - before.lost_exits == 2 * mixed_pairs);
+    } else {
+        CHECK(after.deletes - before.deletes == 2 * mixed_pairs);
+        CHECK(after.lost_exits - before.lost_exits == 0);
+    }
+    CHECK(after.failures - before.failures == 0);
+    CHECK(switches >= 1);
+    std::printf("FIGURE mixed switch storm: %d hand-overs, %u deletions (half rmdir)\n", switches, 2 * mixed_pairs);
+}
+
+TEST_CASE("Engine::set_mode during a mixed rmdir/unlink storm: exact totals", "[multimode][rmdir]")
+{
+    auto modes = test_modes();
+    Scratch s;
+    auto t = start_engine(modes[0], {"comm=ulk-mixmode"});
+    t->engine->prepare_standbys();
+    auto before = t->engine->totals();
+    pid_t pid = start_mixed_storm(s.dir(), "ulk-mixmode", mixed_pairs, 2);
+    int code = -1;
+    size_t i = 0, switches = 0;
+    while (!reap(pid, code)) {
+        Mode m = modes[++i % modes.size()];
+        auto r = switch_mode(*t->engine, RequestedMode{false, m});
+        INFO(mode_name(m) << ": " << (r.ok() ? "" : r.error().message));
+        REQUIRE(r.ok());
+        CHECK(t->engine->attached_mode() == m);
+        t->engine->drain();
+        t->engine->prepare_standbys();
+        switches += modes.size() > 1;
+    }
+    REQUIRE(code == 0);
+    t->drain_until([] { return false; }, std::chrono::milliseconds(200));
+    check_mixed_totals(before, t->engine->totals(), t->process(pid));
+    // Every event delivered carries the op of its call; none is lost
+    // without being counted as lost.
+    std::size_t dirs = 0, files = 0;
+    for (const auto& e : t->collector.for_pid(pid))
+        (e.op == "rmdir" ? dirs : files) += 1;
+    CHECK(dirs <= mixed_pairs);
+    CHECK(files <= mixed_pairs);
+    CHECK(dirs + files + (t->engine->totals().lost_events - before.lost_events) >= 2 * mixed_pairs);
+    if (modes.size() > 1)
+        CHECK(switches >= 1);
+    std::printf("FIGURE set_mode under a mixed storm: %zu switches, %zu rmdir and %zu unlink events delivered\n",
+                switches, dirs, files);
+}

@@ -64,8 +64,7 @@ IFACE=org.unlinkd.Unlinkd1
 CONFIG=/etc/unlinkd/unlinkd.json
 MSGID_DELETION=1e7a225fb4ed478abe629f4b6b6823ec   # systemd/unlinkd.catalog
 # Names of our BPF programs (bpf/unlinkd.bpf.c: fentry/fexit/kprobe/kretprobe
-# on do_unlinkat, tp_sys_enter/exit_unlink(at)); do_rmdir and the rmdir
-# tracepoints are accepted for when directory removal lands.
+# on do_unlinkat and do_rmdir, tp_sys_enter/exit_unlink, _unlinkat, _rmdir).
 # nspawn-test.sh checks that every SEC() program of the source matches this.
 PROG_RE='^((fentry|fexit|kprobe|kretprobe)_do_(unlinkat|rmdir)|tp_sys_(enter|exit)_(unlink|unlinkat|rmdir))$'
 WL_COMM=e2e-rm        # the workload: coreutils rm under this name (comm = executable's name)
