@@ -137,6 +137,15 @@ print(s.recv(64).split(b"\r\n")[0].decode())
 PY
 }
 check "garbage: 400" eq "$(garbage)" "HTTP/1.1 400 Bad Request"
+half_request() { python3 - "$EP" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /metr")
+s.shutdown(socket.SHUT_WR)  # and nothing more: answered at once, not after the read timeout
+print(s.recv(64).split(b"\r\n")[0].decode())
+PY
+}
+check "a request cut short: 400" eq "$(half_request)" "HTTP/1.1 400 Bad Request"
 latency=$(python3 - "$EP" <<'PY'
 import http.client, statistics, sys, time
 times = []
