@@ -471,11 +471,12 @@ int BPF_KRETPROBE(kretprobe_do_rmdir, long ret)
 }
 
 /* unlinkat(2) reaches do_unlinkat with flag 0 and do_rmdir with
- * AT_REMOVEDIR; any other flag is EINVAL before either, so no deletion. */
+ * AT_REMOVEDIR; any other flag is EINVAL before either, so no deletion.
+ * The flag is an int: the kernel ignores the register's upper half. */
 SEC("tracepoint/syscalls/sys_enter_unlinkat")
 int tp_sys_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
 {
-	unsigned long flags = ctx->args[2];
+	int flags = (int)ctx->args[2];
 
 	if (flags != 0 && flags != AT_REMOVEDIR)
 		return 0;
