@@ -434,22 +434,31 @@ check_metrics() {
   # (Whether it is enabled depends on the presets: a first boot with no
   # preset files enables everything, as in the nspawn container.)
   check "metrics: unlinkd-metrics.socket starts" systemctl start unlinkd-metrics.socket
-  resp=$(http_get /metrics)
-  local fails_before=$FAILS
-  check "metrics: GET /metrics through the socket: 200" eq "$(head -1 <<<"$resp")" "HTTP/1.1 200 OK"
-  [ "$FAILS" = "$fails_before" ] || { tail -n 3 <<<"$resp"; journalctl -q --no-pager -u 'unlinkd-metrics@*' -n 10; } | detail
-  check "metrics: unlinkd_attach_mode{mode=\"$MODE\"} 1" grep -qxF "unlinkd_attach_mode{mode=\"$MODE\"} 1" <<<"$resp"
-  n=$(sed -n "s/^unlinkd_unit_deletes_total{unit=\"$OWN_UNIT\"} //p" <<<"$resp")
-  if [ "$ISOLATE" = 1 ]; then
-    check "metrics: the socket's dynamic user (group adm) sees this unit's 3 deletions" eq "$n" 3
+  # The socket's service is a dynamic user: dbus-daemon must resolve its uid
+  # (nss-systemd). Where it cannot (the nspawn container so far, even with
+  # the host's nsswitch.conf), say so instead of failing on the environment.
+  local probe
+  if ! probe=$(systemd-run -q --wait --pipe -p DynamicUser=yes busctl --system status org.freedesktop.DBus 2>&1); then
+    say "INFO metrics: SKIP the socket's checks: this system's bus refuses a dynamic user ($(tail -n 1 <<<"$probe"))"
+    check "metrics: GET /nothing: 404 (no bus needed)" eq "$(http_get /nothing | head -1)" "HTTP/1.1 404 Not Found"
   else
-    check "metrics: the socket's dynamic user (group adm) sees this unit's deletions (3 or more)" test "${n:-0}" -ge 3
+    resp=$(http_get /metrics)
+    local fails_before=$FAILS
+    check "metrics: GET /metrics through the socket: 200" eq "$(head -1 <<<"$resp")" "HTTP/1.1 200 OK"
+    [ "$FAILS" = "$fails_before" ] || { tail -n 3 <<<"$resp"; journalctl -q --no-pager -u 'unlinkd-metrics@*' -n 10; } | detail
+    check "metrics: unlinkd_attach_mode{mode=\"$MODE\"} 1" grep -qxF "unlinkd_attach_mode{mode=\"$MODE\"} 1" <<<"$resp"
+    n=$(sed -n "s/^unlinkd_unit_deletes_total{unit=\"$OWN_UNIT\"} //p" <<<"$resp")
+    if [ "$ISOLATE" = 1 ]; then
+      check "metrics: the socket's dynamic user (group adm) sees this unit's 3 deletions" eq "$n" 3
+    else
+      check "metrics: the socket's dynamic user (group adm) sees this unit's deletions (3 or more)" test "${n:-0}" -ge 3
+    fi
+    check "metrics: GET /nothing: 404" eq "$(http_get /nothing | head -1)" "HTTP/1.1 404 Not Found"
+    # Why the unit has SupplementaryGroups=adm: without it, no unit's count.
+    resp=$(systemd-run -q --wait --pipe -p DynamicUser=yes "$(command -v unlinkctl)" metrics 2>&1)
+    check "metrics: a dynamic user outside adm gets the totals but no count for this unit" \
+      eq "$(grep -c '^unlinkd_deletes_total{op="unlink"}' <<<"$resp") $(grep -c "unit=\"$OWN_UNIT\"" <<<"$resp")" "1 0"
   fi
-  check "metrics: GET /nothing: 404" eq "$(http_get /nothing | head -1)" "HTTP/1.1 404 Not Found"
-  # Why the unit has SupplementaryGroups=adm: without it, no unit's count.
-  resp=$(systemd-run -q --wait --pipe -p DynamicUser=yes "$(command -v unlinkctl)" metrics 2>&1)
-  check "metrics: a dynamic user outside adm gets the totals but no count for this unit" \
-    eq "$(grep -c '^unlinkd_deletes_total{op="unlink"}' <<<"$resp") $(grep -c "unit=\"$OWN_UNIT\"" <<<"$resp")" "1 0"
   systemctl stop unlinkd-metrics.socket
   [ -d "$prom" ] || { mkdir -p "$prom"; made_dir=1; }
   check "metrics: unlinkd-metrics-textfile.service succeeds" systemctl start unlinkd-metrics-textfile.service
