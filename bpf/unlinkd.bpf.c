@@ -390,6 +390,8 @@ static __always_inline void on_exit(int result)
 	if (!t)
 		return;
 	bump(result == 0 ? &t->deletes : &t->failures);
+	if (fl.op < UNLINKD_OP_COUNT)
+		bump(result == 0 ? &t->op_deletes[fl.op] : &t->op_failures[fl.op]);
 	if (unstreamed)
 		bump(&t->events_unstreamed);
 	count_process(id, result, t);

@@ -37,7 +37,7 @@
  * left (object_keeper) adopts them only from a build with the same ABI.
  * 0 is what builds before the field existed left there. Bump it with any
  * change to a map's key or value, a record, or an enum's values. */
-#define UNLINKD_ABI_VERSION 2
+#define UNLINKD_ABI_VERSION 3
 /* The audit login uid and session id when unset (AUDIT_UID_UNSET). */
 #define UNLINKD_ID_UNSET 4294967295u
 /* Threads that can be inside do_unlinkat or do_rmdir at once before entries are refused
@@ -54,6 +54,7 @@ enum unlinkd_mode {
 enum unlinkd_op {
 	UNLINKD_OP_UNLINK = 0, /* do_unlinkat */
 	UNLINKD_OP_RMDIR = 1,  /* do_rmdir */
+	UNLINKD_OP_COUNT = 2,
 };
 
 /* One per thread inside do_unlinkat or do_rmdir, keyed by the kernel tid
@@ -73,7 +74,7 @@ struct unlinkd_inflight {
 	__u8 streamed;    /* an entry record went to the ring buffer */
 	__u8 deferred;    /* see name_ptr */
 	__u8 unstreamed;  /* user space wanted the event, the stream budget refused it */
-	__u8 op;          /* enum unlinkd_op, for the deferred entry record */
+	__u8 op;          /* enum unlinkd_op: the per-op totals, the deferred entry record */
 	__u8 pad[3];
 };
 
@@ -114,6 +115,12 @@ struct unlinkd_totals {
 	 * second was used up (unlinkd_config.stream_per_sec): journal and
 	 * signals report them as not logged / suppressed. */
 	__u64 events_unstreamed;
+	/* deletes and failures again, by enum unlinkd_op. Counters of their
+	 * own rather than an rmdir part to subtract: user space reads the
+	 * fields one by one while the programs bump them, and each counter
+	 * must only ever grow. */
+	__u64 op_deletes[UNLINKD_OP_COUNT];
+	__u64 op_failures[UNLINKD_OP_COUNT];
 };
 
 /* Filters. Rules live in a hash keyed by (generation, field, value) and the

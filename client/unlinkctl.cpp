@@ -2,20 +2,28 @@
 //
 //   unlinkctl [--json] [--bus-address=ADDR] status | top [N] | events [-f] [N]
 //             | filter [RULE...|--clear] | mode [MODE] | reset
+//             | metrics [--http | --output=FILE]
 //
 // Exit codes scripts can trust: 0 ok; 1 other failure; 2 bad usage or input
 // the daemon rejected (InvalidArgs); 3 unlinkd is not running; 4 not
 // permitted (AccessDenied); 5 the kernel refuses the attach mode.
+#include <fcntl.h>
+#include <poll.h>
 #include <sdbus-c++/sdbus-c++.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -23,6 +31,7 @@
 #include <vector>
 
 #include "core/format.h"
+#include "core/metrics.h"
 #include "unlinkd1.h"
 #include "unlinkd1_proxy.h"
 
@@ -49,6 +58,9 @@ constexpr const char* usage_text =
     "  filter [RULE...]    show the filter, or replace it (root); --clear removes it\n"
     "  mode [MODE]         show attach modes, or switch to auto|fentry|kprobe|tracepoint (root)\n"
     "  reset               clear the counts (root)\n"
+    "  metrics             the counters in Prometheus text format (0.0.4)\n"
+    "    --output=FILE     write them to FILE atomically (node_exporter's textfile collector)\n"
+    "    --http            answer one HTTP request on stdin: GET /metrics (a socket unit's Accept=yes)\n"
     "Exit codes: 0 ok, 1 failure, 2 bad input, 3 unlinkd not running, 4 not permitted,\n"
     "5 attach mode refused by the kernel.\n";
 
@@ -158,6 +170,18 @@ public:
             registerProxy();
     }
     ~Unlinkd() { unregisterProxy(); }
+
+    // Every property in one round trip (org.freedesktop.DBus.Properties.GetAll).
+    std::map<std::string, sdbus::Variant> all_properties()
+    {
+        std::map<std::string, sdbus::Variant> out;
+        getProxy()
+            .callMethod("GetAll")
+            .onInterface("org.freedesktop.DBus.Properties")
+            .withArguments(std::string(bus::interface_name))
+            .storeResultsTo(out);
+        return out;
+    }
 
 private:
     void onDeleted(const std::uint64_t& t, const std::uint32_t& pid, const std::uint32_t& uid,
@@ -298,6 +322,40 @@ public:
             std::cout << "  " << (m.get<1>() ? m.get<0>() + ": available" : m.get<2>()) << "\n";
     }
 
+    // One round trip for the properties, one for the units: a scrape stays
+    // cheap for the daemon.
+    MetricsInput metrics()
+    {
+        return guarded("reading the counters", [this] {
+            auto p = unlinkd_.all_properties();
+            auto get = [&p]<typename T>(const char* name, T) {
+                auto it = p.find(name);
+                if (it == p.end())
+                    throw Failure{failed, std::string("unlinkd has no property ") + name + " (an older daemon?)"};
+                return it->second.get<T>();
+            };
+            using ByOp = std::map<std::string, std::uint64_t>;
+            auto deletes = get("DeletesByOp", ByOp{});
+            auto failures = get("FailuresByOp", ByOp{});
+            MetricsInput in;
+            in.version = get("Version", std::string{});
+            in.attach_mode = get("AttachMode", std::string{});
+            in.unlink_deletes = deletes["unlink"];
+            in.rmdir_deletes = deletes["rmdir"];
+            in.unlink_failures = failures["unlink"];
+            in.rmdir_failures = failures["rmdir"];
+            in.lost_events = get("LostEvents", std::uint64_t{});
+            in.suppressed_signals = get("SuppressedSignals", std::uint64_t{});
+            in.events_unstreamed = get("EventsUnstreamed", std::uint64_t{});
+            in.lost_exits = get("LostExits", std::uint64_t{});
+            in.tracked_processes = get("TrackedProcesses", std::uint32_t{});
+            in.evicted_processes = get("EvictedProcesses", std::uint64_t{});
+            for (const auto& u : unlinkd_.GetUnitCounts())
+                in.units.push_back({u.get<0>(), u.get<1>(), u.get<2>()});
+            return in;
+        });
+    }
+
     void reset()
     {
         guarded("resetting the counts", [this] { unlinkd_.Reset(); });
@@ -337,6 +395,126 @@ std::uint32_t parse_count(const std::string& s)
     throw Failure{usage, "\"" + s + "\" is not a count (a whole number from 1)"};
 }
 
+// Writes `text` to `path` so that a reader sees the old file or the new one,
+// never a part: a temporary file beside it (a dot name, which node_exporter's
+// *.prom glob skips), flushed to disk, then renamed over it.
+void write_atomically(const std::string& path, const std::string& text)
+{
+    auto slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (base.empty())
+        throw Failure{usage, "--output needs a file name, not a directory: " + path};
+    std::string tmp = dir + "/." + base + ".XXXXXX";
+    int fd = mkstemp(tmp.data());
+    if (fd < 0)
+        throw Failure{failed, "cannot create a file in " + dir + ": " + std::strerror(errno)};
+    auto fail = [&](const char* what) {
+        int e = errno;
+        close(fd);
+        unlink(tmp.c_str());
+        throw Failure{failed, std::string("cannot ") + what + " " + tmp + ": " + std::strerror(e)};
+    };
+    // mkstemp makes it 0600; readers such as node_exporter run as another user.
+    if (fchmod(fd, 0644) != 0)
+        fail("chmod");
+    for (size_t done = 0; done < text.size();) {
+        ssize_t n = write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            fail("write");
+        done += static_cast<size_t>(n);
+    }
+    if (fsync(fd) != 0)
+        fail("sync");
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        throw Failure{failed, "cannot write " + tmp + ": " + std::strerror(e)};
+    }
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        throw Failure{failed, "cannot rename " + tmp + " to " + path + ": " + std::strerror(e)};
+    }
+}
+
+void write_all(int fd, const std::string& data)
+{
+    for (size_t done = 0; done < data.size();) {
+        ssize_t n = write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;  // the peer went away: nothing to tell it
+        done += static_cast<size_t>(n);
+    }
+}
+
+// How long a client has to send its request head, and how much of it is
+// read: a scraper sends a few hundred bytes at once; a client that does not
+// must not hold the connection (and this process) open.
+constexpr auto http_read_timeout = std::chrono::seconds(10);
+constexpr size_t http_max_head = 16 * 1024;
+
+// One request on stdin (the connection systemd accepted), the answer on
+// stdout. Reads the bus only for a request it will answer with 200.
+int serve_http(const std::optional<std::string>& address)
+{
+    std::string head;
+    auto deadline = std::chrono::steady_clock::now() + http_read_timeout;
+    bool timed_out = false;
+    while (!http_head_complete(head) && head.size() < http_max_head) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            timed_out = true;
+            break;
+        }
+        pollfd p{STDIN_FILENO, POLLIN, 0};
+        int r = poll(&p, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0) {
+            timed_out = true;
+            break;
+        }
+        if (r < 0)
+            return failed;
+        char buf[4096];
+        ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;  // the peer closed: answer what came
+        head.append(buf, static_cast<size_t>(n));
+    }
+    constexpr const char* text_plain = "text/plain; charset=utf-8";
+    if (timed_out && !http_head_complete(head)) {
+        write_all(STDOUT_FILENO, http_response(408, text_plain, "no complete request within the time allowed\n"));
+        return ok;
+    }
+    auto answer = http_answer(head);
+    if (answer.status != 200) {
+        static const char* why[] = {"bad request\n", "only /metrics is here\n", "only GET and HEAD are allowed\n"};
+        const char* body = answer.status == 404 ? why[1] : answer.status == 405 ? why[2] : why[0];
+        write_all(STDOUT_FILENO, http_response(answer.status, text_plain, body));
+        // Answered as it should be: the instance did its job. (A failed exit
+        // would leave an instance unit marked failed per stray request.)
+        return ok;
+    }
+    try {
+        Client client(address, false);
+        write_all(STDOUT_FILENO, http_response(200, metrics_content_type, metrics_text(client.metrics()), answer.head));
+        return ok;
+    } catch (const Failure& f) {
+        // The scrape fails (Prometheus's up == 0) and says why.
+        write_all(STDOUT_FILENO, http_response(503, text_plain, "unlinkctl: " + f.message + "\n", answer.head));
+        std::cerr << "unlinkctl: " << f.message << "\n";
+        return f.code;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
@@ -363,9 +541,24 @@ int main(int argc, char** argv)
     try {
         std::string command = rest[0];
         std::vector<std::string> operands(rest.begin() + 1, rest.end());
-        static const std::vector<std::string> known{"status", "top", "events", "filter", "mode", "reset"};
+        static const std::vector<std::string> known{"status", "top", "events", "filter", "mode", "reset", "metrics"};
         if (std::find(known.begin(), known.end(), command) == known.end())
             throw Failure{usage, "unknown command \"" + command + "\" (see unlinkctl --help)"};
+        if (command == "metrics") {
+            if (json)
+                throw Failure{usage, "metrics has no --json: its format is Prometheus's"};
+            if (operands.size() == 1 && operands[0] == "--http")
+                return serve_http(address);
+            if (operands.size() > 1 || (operands.size() == 1 && operands[0].rfind("--output=", 0) != 0))
+                throw Failure{usage, "wrong arguments for \"metrics\" (see unlinkctl --help)"};
+            Client client(address, false);
+            auto text = metrics_text(client.metrics());
+            if (operands.empty())
+                std::cout << text << std::flush;
+            else
+                write_atomically(operands[0].substr(9), text);
+            return ok;
+        }
         Client client(address, json);
         if (command == "status" && operands.empty()) {
             client.status();

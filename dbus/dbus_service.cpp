@@ -268,6 +268,14 @@ private:
         return out;
     }
 
+    std::vector<sdbus::Struct<std::string, std::uint64_t, std::uint64_t>> GetUnitCounts() override
+    {
+        std::vector<sdbus::Struct<std::string, std::uint64_t, std::uint64_t>> out;
+        for (const auto& u : unit_stats(visible_processes(caller())))
+            out.emplace_back(escape_name(u.unit), u.deletes, u.failures);
+        return out;
+    }
+
     std::vector<EventRow> GetRecentEvents(const std::uint32_t& count) override
     {
         require_count(count);
@@ -367,6 +375,18 @@ private:
     std::uint64_t TotalDeletes() override { return s_.control_.counters().deletes; }
     std::uint64_t TotalFailures() override { return s_.control_.counters().failures; }
     std::uint64_t LostEvents() override { return s_.control_.counters().lost_events; }
+    std::map<std::string, std::uint64_t> DeletesByOp() override
+    {
+        auto t = s_.control_.counters();
+        return {{"unlink", t.unlink_deletes}, {"rmdir", t.rmdir_deletes}};
+    }
+    std::map<std::string, std::uint64_t> FailuresByOp() override
+    {
+        auto t = s_.control_.counters();
+        return {{"unlink", t.unlink_failures}, {"rmdir", t.rmdir_failures}};
+    }
+    std::uint64_t EventsUnstreamed() override { return s_.control_.counters().events_unstreamed; }
+    std::uint64_t LostExits() override { return s_.control_.counters().lost_exits; }
     std::uint32_t TrackedProcesses() override
     {
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(s_.control_.totals().tracked_processes, UINT32_MAX));

@@ -11,6 +11,9 @@ packages=(
   catch2 liburing-dev util-linux procps dbus-daemon python3 jq
   # the fuzzers (libFuzzer and the sanitizer runtimes for clang 14) and valgrind (tests/fuzz, tests/sanitize)
   libclang-rt-14-dev valgrind
+  # the metrics test's real engines: Prometheus and promtool, journal-upload
+  # and journal-remote, curl as the HTTP client
+  prometheus systemd-journal-remote curl
   # systemd's dbus.service for the container's system bus (tests/systemd)
   dbus
   # systemd as PID 1 in a container (tests/systemd)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 namespace unlinkd {
 
@@ -11,6 +12,10 @@ Totals sum_totals(const std::vector<unlinkd_totals>& per_cpu, std::uint64_t trac
     for (const auto& c : per_cpu) {
         t.deletes += c.deletes;
         t.failures += c.failures;
+        t.unlink_deletes += c.op_deletes[UNLINKD_OP_UNLINK];
+        t.rmdir_deletes += c.op_deletes[UNLINKD_OP_RMDIR];
+        t.unlink_failures += c.op_failures[UNLINKD_OP_UNLINK];
+        t.rmdir_failures += c.op_failures[UNLINKD_OP_RMDIR];
         t.new_processes += c.new_processes;
         t.lost_events += c.ringbuf_drops;
         t.inflight_overflows += c.inflight_overflows;
@@ -61,6 +66,23 @@ std::vector<ProcessStats> top_processes(std::vector<ProcessStats> all, std::size
     std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(count), all.end(), better);
     all.resize(count);
     return all;
+}
+
+std::vector<UnitStats> unit_stats(const std::vector<ProcessStats>& processes)
+{
+    std::map<std::string, UnitStats> by_unit;
+    for (const auto& p : processes) {
+        auto& u = by_unit[p.unit];
+        u.deletes += p.deletes;
+        u.failures += p.failures;
+    }
+    std::vector<UnitStats> out;
+    out.reserve(by_unit.size());
+    for (auto& [name, u] : by_unit) {
+        u.unit = name;
+        out.push_back(std::move(u));
+    }
+    return out;
 }
 
 }  // namespace unlinkd

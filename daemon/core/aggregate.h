@@ -12,8 +12,12 @@
 namespace unlinkd {
 
 struct Totals {
-    std::uint64_t deletes = 0;
+    std::uint64_t deletes = 0;  // both ops
     std::uint64_t failures = 0;
+    std::uint64_t unlink_deletes = 0;  // deletes by op
+    std::uint64_t rmdir_deletes = 0;
+    std::uint64_t unlink_failures = 0;  // failures by op
+    std::uint64_t rmdir_failures = 0;
     std::uint64_t new_processes = 0;
     std::uint64_t lost_events = 0;        // ring buffer drops
     std::uint64_t inflight_overflows = 0;
@@ -47,5 +51,15 @@ ProcessStats to_process_stats(const unlinkd_process_key& key, const unlinkd_proc
 
 // Most deletes first; ties by failures, then latest activity, then pid.
 std::vector<ProcessStats> top_processes(std::vector<ProcessStats> all, std::size_t count);
+
+// Deletes and failures summed by systemd unit ("" for processes in none),
+// ordered by unit name. From the per-process table: the counts of evicted
+// processes are no longer in it, so they fall out of their unit's sums.
+struct UnitStats {
+    std::string unit;
+    std::uint64_t deletes = 0;
+    std::uint64_t failures = 0;
+};
+std::vector<UnitStats> unit_stats(const std::vector<ProcessStats>& processes);
 
 }  // namespace unlinkd

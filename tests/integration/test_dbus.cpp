@@ -127,7 +127,7 @@ TEST_CASE("the live interface is the documented XML", "[dbus]")
     std::stringstream documented;
     documented << in.rdbuf();
     auto live = members(o.out), doc = members(documented.str());
-    CHECK(doc.size() == 22);
+    CHECK(doc.size() == 27);
     CHECK(live == doc);
 }
 
@@ -664,4 +664,54 @@ TEST_CASE("unlinkctl events -f follows the caller's own deletions as they happen
     }
     INFO("follower output: " << text);
     CHECK(saw_mine);
+}
+
+TEST_CASE("per-op totals and per-unit counts over D-Bus, as each caller may see them", "[dbus][metrics]")
+{
+    PrivateSystemBus bus(policy_file());
+    DaemonProcess d(bus_args(bus.address(), {"--filter=comm=ulk-units"}));
+    REQUIRE(wait_for_name(bus.address()));
+    Scratch s;
+    std::string a = "ulk-a-" + std::to_string(getpid()) + ".scope", b = "ulk-b-" + std::to_string(getpid()) + ".scope";
+    for (const auto& unit : {a, b})
+        REQUIRE((mkdir((cgroup2_root() + "/" + unit).c_str(), 0755) == 0 || errno == EEXIST));
+    for (auto f : {"a1", "a2", "b1"})
+        s.create(f);
+    for (auto dir : {"ad", "bfull", "bfull/keep"})
+        REQUIRE(mkdir(s.path(dir).c_str(), 0755) == 0);
+    // Unit a: 2 unlinks, 1 rmdir. Unit b: 1 unlink, 1 rmdir that fails.
+    pid_t in_a = run_child({"ulk-units", 0, 0, cgroup2_root() + "/" + a}, [&]() {
+        return unlink(s.path("a1").c_str()) || unlink(s.path("a2").c_str()) || rmdir(s.path("ad").c_str()) ? 2 : 0;
+    });
+    pid_t in_b = run_child({"ulk-units", 0, 0, cgroup2_root() + "/" + b}, [&]() {
+        return unlink(s.path("b1").c_str()) || rmdir(s.path("bfull").c_str()) != -1 ? 2 : 0;
+    });
+    REQUIRE(in_a > 0);
+    REQUIRE(in_b > 0);
+    // The counts are in the maps once the children are gone; the units are
+    // looked up from their cgroups by the daemon.
+    json units;
+    auto row_of = [&](const std::string& unit) {
+        for (const auto& r : units)
+            if (r[0] == unit)
+                return r;
+        return json();
+    };
+    for (int i = 0; i < 50 && (row_of(a).is_null() || row_of(b).is_null()); ++i) {
+        units = call(bus.address(), "GetUnitCounts");
+        if (row_of(a).is_null() || row_of(b).is_null())
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(row_of(a) == json::array({a, 3, 0}));
+    CHECK(row_of(b) == json::array({b, 1, 1}));
+    CHECK(units.size() == 2);
+    CHECK(property(bus.address(), "DeletesByOp") == json({{"unlink", 3}, {"rmdir", 1}}));
+    CHECK(property(bus.address(), "FailuresByOp") == json({{"unlink", 0}, {"rmdir", 1}}));
+    CHECK(property(bus.address(), "TotalDeletes") == 4);
+    CHECK(property(bus.address(), "EventsUnstreamed") == 0);
+    CHECK(property(bus.address(), "LostExits") == 0);
+    // Another uid sees none of root's processes, so no unit.
+    CHECK(call(bus.address(), "GetUnitCounts", {}, 65534) == json::array());
+    for (const auto& unit : {a, b})
+        rmdir((cgroup2_root() + "/" + unit).c_str());
 }

@@ -57,6 +57,10 @@ inner() {
     --overlay-ro="/usr:$stage/dest/usr:/usr"
     # a --volatile /etc is nearly empty: give it the alternatives (awk, ...)
     --bind-ro=/etc/alternatives
+    # and the host's NSS configuration (nss-systemd): dbus-daemon looks up a
+    # caller's uid and refuses one it cannot find, such as the dynamic user
+    # of unlinkd-metrics@.service
+    --bind-ro=/etc/nsswitch.conf
     --bind-ro="$stage/harness:/run/unlinkd-e2e/harness"
     --bind="$out:/run/unlinkd-e2e/out")
   # the installed /etc parts (the config), writable: the checks write the mode

@@ -211,7 +211,15 @@ TEST_CASE("totals sum over CPUs and derive evictions", "[aggregate]")
     cpus[0].failures = 1;
     cpus[1].new_processes = 10;
     cpus[0].ringbuf_drops = 2;
+    cpus[0].op_deletes[UNLINKD_OP_UNLINK] = 3;
+    cpus[1].op_deletes[UNLINKD_OP_UNLINK] = 2;
+    cpus[1].op_deletes[UNLINKD_OP_RMDIR] = 2;
+    cpus[0].op_failures[UNLINKD_OP_RMDIR] = 1;
     auto t = sum_totals(cpus, 7);
+    CHECK(t.unlink_deletes == 5);
+    CHECK(t.rmdir_deletes == 2);
+    CHECK(t.unlink_failures == 0);
+    CHECK(t.rmdir_failures == 1);
     CHECK(t.deletes == 7);
     CHECK(t.failures == 1);
     CHECK(t.lost_events == 2);
