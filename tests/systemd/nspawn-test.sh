@@ -12,8 +12,9 @@
 # Usage (as root): nspawn-test.sh BUILD_DIR [SOURCE_DIR]
 #
 # Environment:
-#   UNLINKD_E2E_DEB      the package to test (meson passes its unlinkd.deb
-#                        target); unset: built here with packaging/build-deb.sh
+#   UNLINKD_E2E_DEB      the package to test; unset: BUILD_DIR/packaging/deb/,
+#                        built there by packaging/build-deb.sh when the tree
+#                        changed
 #   UNLINKD_E2E_MODE     attach mode (default tracepoint: the only one the CI
 #                        host's kernel loads, see ../shared/notes)
 #   UNLINKD_E2E_ISOLATE  1 (default): the daemon in the container counts only
@@ -177,13 +178,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 rm -rf "$OUT"; mkdir -p "$OUT" "$STAGE/harness/systemd" "$STAGE/harness/lib"
 
-# The package (meson's unlinkd.deb target: packaging/build-deb.sh, lintian
-# included), or one built here.
+# The package, built as a packager would (packaging/build-deb.sh, lintian
+# included; again only when a file of the tree changed), or the one given.
 mkdir -p "$STAGE/deb"
 if [ -z "${UNLINKD_E2E_DEB:-}" ]; then
-  "$SOURCE_DIR/packaging/build-deb.sh" "$BUILD_DIR/tests/systemd/deb" > "$OUT/build-deb.log" 2>&1 ||
+  t=$(date +%s)
+  "$SOURCE_DIR/packaging/build-deb.sh" "$BUILD_DIR/packaging/deb" > "$OUT/build-deb.log" 2>&1 ||
     { tail -30 "$OUT/build-deb.log"; check "packaging/build-deb.sh builds the package, lintian without error" false; finish; }
-  UNLINKD_E2E_DEB=$(ls "$BUILD_DIR"/tests/systemd/deb/unlinkd_*.deb)
+  echo "INFO packaging/build-deb.sh took $(( $(date +%s) - t )) s:"
+  sed 's/^/    /' "$OUT/build-deb.log"
+  UNLINKD_E2E_DEB=$(ls "$BUILD_DIR"/packaging/deb/unlinkd_*.deb)
 fi
 check "the package $UNLINKD_E2E_DEB is a Debian package named unlinkd" \
   eq "$(dpkg-deb -f "$UNLINKD_E2E_DEB" Package 2>&1)" unlinkd
