@@ -17,7 +17,8 @@ trap 'rm -rf "$WORK"' EXIT
 # Built again only when a file of the tree changed since the last build
 # into OUT_DIR: the tests that install the package (tests/systemd,
 # tests/vm) call this each time.
-tree_hash=$(cd "$SRC" && git ls-files -z --cached --others --exclude-standard |
+# Documentation and the test scripts do not go into the package.
+tree_hash=$(cd "$SRC" && git ls-files -z --cached --others --exclude-standard -- . ':!*.md' ':!tests/*.sh' |
   xargs -0 sha1sum 2>/dev/null | sha1sum | cut -d' ' -f1)
 if [ -f "$OUT/tree.sha1" ] && [ "$(cat "$OUT/tree.sha1")" = "$tree_hash" ] && ls "$OUT"/unlinkd_*.deb >/dev/null 2>&1; then
   echo "build-deb: the tree is unchanged since $(ls "$OUT"/unlinkd_*.deb) was built"

@@ -2,7 +2,7 @@
 # End-to-end test of the Debian package and its unlinkd.service with
 # systemd as PID 1, on the host's own kernel: builds the package
 # (packaging/build-deb.sh: dpkg-buildpackage, lintian), boots the host's
-# root as a systemd-nspawn container (--volatile=overlay: every change goes
+# root as a systemd-nspawn container (under an overlay: every change goes
 # to a tmpfs, so apt and dpkg work and nothing reaches the host) with a real
 # dbus-daemon and a real journald, and inside, as systemd units:
 # package-checks.sh install (apt installs the .deb), service-checks.sh
@@ -53,8 +53,16 @@ inner() {
   # here, or a real one we must not disturb: --register=no --keep-unit).
   mkdir -p /run/systemd && mount -t tmpfs -o mode=755 tmpfs /run/systemd || return 1
 
+  # The container's root: the host's root filesystem under an overlay whose
+  # upper layer is a tmpfs, so apt and dpkg can install and nothing reaches
+  # the host (nspawn's own --volatile=overlay refuses the host's root).
+  local root=$stage/root
+  mkdir -p "$stage/ovl" "$root"
+  mount -t tmpfs -o mode=755 tmpfs "$stage/ovl" && mkdir -p "$stage/ovl/upper" "$stage/ovl/work" &&
+    mount -t overlay overlay -o "lowerdir=/,upperdir=$stage/ovl/upper,workdir=$stage/ovl/work" "$root" || return 1
+
   # shellcheck disable=SC2054  # the commas are nspawn's
-  local args=(-q -b -D / --volatile=overlay --machine="$machine" --register=no --keep-unit
+  local args=(-q -b -D "$root" --machine="$machine" --register=no --keep-unit
     --private-network --console=pipe
     # bpf() and perf_event_open() (tracepoints) are outside nspawn's default
     # seccomp filter; CAP_SYS_RAWIO lets the container's systemd mount
