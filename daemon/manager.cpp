@@ -25,6 +25,9 @@ constexpr std::uint64_t journal_summary_interval_sec = 60;
 constexpr std::uint64_t idle_poll_sec = 30;
 // How often a running mode switch looks whether the old attachment drained.
 constexpr std::uint64_t switch_poll_usec = 1000;
+// How often a load of a mode's programs (the verifier's work, on the
+// engine's helper thread) is looked at.
+constexpr std::uint64_t load_poll_usec = 10'000;
 
 void notify(const std::string& message) { sd_notify(0, message.c_str()); }
 
@@ -194,16 +197,13 @@ Status Manager::add_sources()
     auto tick = add_timer(loop_, "tick", config_.summary_interval_sec * 1'000'000, &Manager::on_tick, this);
     auto events = add_io(loop_, "ring-buffer", engine_->events_fd(), EPOLLIN, &Manager::on_events, this);
     // The engine may be handing over a previous run's attachments already.
-    auto poll = add_timer(loop_, "mode-switch", 0, &Manager::on_switch_poll, this);
-    auto standby = add_defer(loop_, "standbys", &Manager::on_standby, this);
-    for (auto* r : {&tick, &events, &poll, &standby})
+    auto work = add_timer(loop_, "engine-work", 0, &Manager::on_engine_work, this);
+    for (auto* r : {&tick, &events, &work})
         if (!*r)
             return r->error();
     tick_ = std::move(*tick);
     events_source_ = std::move(*events);
-    switch_poll_ = std::move(*poll);
-    standby_ = std::move(*standby);
-    standby_.enable(SD_EVENT_OFF);
+    engine_work_ = std::move(*work);
     journal_summary_usec_ = loop_now(loop_);
     return ok();
 }
@@ -261,9 +261,15 @@ void Manager::start_next_switch()
         auto& request = mode_requests_.front();
         request.before = snapshot();
         auto r = engine_->set_mode(request.requested);
+        if (!r && r.error().code == EINPROGRESS) {
+            // The mode's programs are being loaded (no standby yet): asked
+            // again once advance() has collected the load.
+            schedule_engine_work();
+            return;
+        }
         if (r && engine_->switching()) {
             switch_running_ = true;
-            switch_poll_.fire_in(switch_poll_usec);
+            schedule_engine_work();
             return;
         }
         finish_switch(r);  // refused, or already in that mode
@@ -281,18 +287,21 @@ void Manager::finish_switch(const Result<Mode>& result)
         request.done(result);
 }
 
-int Manager::on_switch_poll(sd_event_source*, std::uint64_t, void* self)
+void Manager::schedule_engine_work() { engine_work_.fire_in(switch_poll_usec); }
+
+// The engine's work in steps, from a timer: a hand-over polled every
+// switch_poll_usec (its drain takes milliseconds), a load on the helper
+// thread every load_poll_usec (it takes hundreds). Between steps the loop
+// drains the ring buffer and serves the bus.
+int Manager::on_engine_work(sd_event_source*, std::uint64_t, void* self)
 {
     auto& m = *static_cast<Manager*>(self);
-    if (!m.engine_->continue_switch()) {
-        m.switch_poll_.fire_in(switch_poll_usec);
-        return 0;
-    }
-    if (m.switch_running_)
+    auto progress = m.engine_->advance();
+    if (progress.switch_done && m.switch_running_)
         m.finish_switch(m.engine_->attached_mode());
-    else
-        m.schedule_standbys();  // a previous run's attachments were handed over
-    m.start_next_switch();
+    m.start_next_switch();  // after a switch, or once a load finished
+    if (m.engine_->busy())
+        m.engine_work_.fire_in(m.engine_->switching() ? switch_poll_usec : load_poll_usec);
     return 0;
 }
 
@@ -525,21 +534,12 @@ int Manager::on_signal(sd_event_source* source, const signalfd_siginfo* info, vo
     return sd_event_exit(sd_event_source_get_event(source), 0);
 }
 
-// Loads the other working modes (a verifier run each, the slow part of a
-// switch) one per loop iteration, so the ring buffer and the bus are served
-// between them; not while a switch runs, which schedules them when done.
-void Manager::schedule_standbys() { standby_.enable(SD_EVENT_ONESHOT); }
-
-int Manager::on_standby(sd_event_source*, void* self)
+// The other working modes are loaded on the engine's helper thread, one at
+// a time, after any switch in progress.
+void Manager::schedule_standbys()
 {
-    auto& m = *static_cast<Manager*>(self);
-    if (m.engine_->switching())
-        return 0;
-    if (auto loaded = m.engine_->prepare_standby()) {
-        spdlog::debug("{} mode preloaded for fast switches", mode_name(*loaded));
-        m.standby_.enable(SD_EVENT_ONESHOT);
-    }
-    return 0;
+    engine_->rebuild_standbys();
+    schedule_engine_work();
 }
 
 }  // namespace unlinkd

@@ -11,8 +11,9 @@
 // change is saved (spec section 7), whether standbys are rebuilt, STATUS=.
 //
 // Single-threaded, on the loop's thread, and never waiting: a mode switch
-// is a timer that polls the engine's hand-over, and its D-Bus reply is sent
-// when the switch is complete.
+// is a timer that polls the engine's hand-over (and the load of the mode's
+// programs, on the engine's helper thread, when no standby was ready), and
+// its D-Bus reply is sent when the switch is complete.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -110,6 +111,7 @@ private:
     void save_runtime_change(Field field);
     void reload_complete(const std::string& from, const Error* switch_error);
     void schedule_standbys();
+    void schedule_engine_work();
 
     void update_status(const std::string& prefix = {});
     void journal_summary(std::uint64_t now_usec);
@@ -120,8 +122,7 @@ private:
     static int on_signal(sd_event_source* source, const signalfd_siginfo* info, void* self);
     static int on_events(sd_event_source*, int, uint32_t, void* self);
     static int on_tick(sd_event_source* source, std::uint64_t usec, void* self);
-    static int on_switch_poll(sd_event_source*, std::uint64_t, void* self);
-    static int on_standby(sd_event_source*, void* self);
+    static int on_engine_work(sd_event_source*, std::uint64_t, void* self);
 
     sd_event* loop_;
     Options options_;
@@ -150,8 +151,7 @@ private:
     std::vector<EventSource> signal_sources_;
     EventSource events_source_;
     EventSource tick_;
-    EventSource switch_poll_;
-    EventSource standby_;
+    EventSource engine_work_;  // Engine::advance() while the engine is busy()
 };
 
 }  // namespace unlinkd

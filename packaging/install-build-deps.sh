@@ -18,7 +18,7 @@ packages=(
   # systemd as PID 1 in a container (tests/systemd)
   systemd-container
   # the qemu guest of the vm suite (tests/vm)
-  qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils file
+  qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils zstd file
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -386,12 +386,18 @@ int ModeAttachment::Link::get_fd() const { return link ? bpf_link__fd(link) : fd
 
 Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load(BpfMaps& maps, Mode mode, bool claims_calls)
 {
+    return load_with_id(maps, mode, maps.next_attachment_id(), claims_calls);
+}
+
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load_with_id(const BpfMaps& maps, Mode mode,
+                                                                     std::uint32_t id, bool claims_calls)
+{
     unlinkd_bpf* skel = unlinkd_bpf__open();
     if (!skel) {
         int err = errno;
         return Error{err, explain_unavailable(mode, ProbeStage::open, err)};
     }
-    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, maps.next_attachment_id()));
+    std::unique_ptr<ModeAttachment> self(new ModeAttachment(skel, mode, id));
     skel->rodata->attachment_id = self->id_;
     skel->rodata->claims_calls = claims_calls;
 

@@ -95,6 +95,11 @@ public:
     // Loads the programs (the verifier's part, the slow one) without
     // attaching them: a standby that attach() puts in place in milliseconds.
     static Result<std::unique_ptr<ModeAttachment>> load(BpfMaps& maps, Mode mode, bool claims_calls = true);
+    // The same with an id taken from maps.next_attachment_id() beforehand:
+    // touches `maps` only to read its fds, so it may run on a helper thread
+    // while the owner's thread keeps using the maps (the Engine's standbys).
+    static Result<std::unique_ptr<ModeAttachment>> load_with_id(const BpfMaps& maps, Mode mode, std::uint32_t id,
+                                                                bool claims_calls = true);
     // The attachments a previous run left attached (its "link-..." fds, which
     // are erased from `inherited` and owned from here on), one per id. They
     // keep counting until handed over to an attachment of this run.

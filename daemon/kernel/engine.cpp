@@ -129,7 +129,7 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
 
     // The previous run's attachments keep counting until this run's has
     // taken over from them: they are drained and detached one by one
-    // (continue_switch, from the owner's loop).
+    // (advance(), from the owner's loop).
     if (e->maps_->adopted())
         spdlog::info("carrying on with the counts of the previous run ({} of its attachments to hand over)",
                      adopted.size());
@@ -148,6 +148,7 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
 
 Engine::~Engine()
 {
+    loading_.reset();  // waits for a load in flight: it reads the maps
     if (ring_)
         ring_buffer__free(ring_);
 }
@@ -156,22 +157,36 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
 {
     if (switching())
         return Error{EBUSY, "the previous mode switch is still draining"};
+    collect_load();
     Error last{ENOTSUP, "no attach mode works on this kernel"};
     for (Mode m : candidate_modes(requested)) {
         if (m == attached_->mode()) {
             requested_ = requested;
             return m;
         }
-        switch_begin_ = std::chrono::steady_clock::now();
-        auto next = attach_mode(m);
         auto& status = modes_[static_cast<size_t>(m)];
-        if (!next) {
-            status = ModeStatus{m, false, next.error().code, next.error().message};
-            last = next.error();
+        // A failed load is this request's answer (and the next request tries
+        // again: a load may fail for want of memory).
+        if (auto failed = std::exchange(load_error_[static_cast<size_t>(m)], std::nullopt)) {
+            status = ModeStatus{m, false, failed->code, failed->message};
+            last = *failed;
+            continue;
+        }
+        auto& standby = standby_[static_cast<size_t>(m)];
+        if (!standby) {
+            if (!loading_)
+                start_load(m);
+            return Error{EINPROGRESS, "loading the " + std::string(mode_name(m)) + " programs"};
+        }
+        switch_begin_ = std::chrono::steady_clock::now();
+        auto next = std::move(standby);
+        if (auto s = next->attach(); !s) {
+            status = ModeStatus{m, false, s.error().code, s.error().message};
+            last = s.error();
             continue;
         }
         status = ModeStatus{m, true, 0, {}};
-        retire(std::exchange(attached_, std::move(*next)));
+        retire(std::exchange(attached_, std::move(next)));
         keep_objects();
         requested_ = requested;
         return m;
@@ -179,23 +194,77 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
     return last;
 }
 
-Result<std::unique_ptr<ModeAttachment>> Engine::attach_mode(Mode m)
+void Engine::start_load(Mode m)
 {
-    // A standby loaded in advance only needs attaching (milliseconds);
-    // otherwise load now (the verifier takes a few hundred).
-    if (auto standby = std::move(standby_[static_cast<size_t>(m)])) {
-        if (auto s = standby->attach())
-            return standby;
-        else
-            spdlog::warn("the preloaded {} programs did not attach ({}); loading them again", mode_name(m),
-                         s.error().message);
+    // The id is taken here, on the owner's thread; the helper thread only
+    // reads the maps' fds and runs the verifier.
+    std::uint32_t id = maps_->next_attachment_id();
+    const BpfMaps* maps = maps_.get();
+    loading_ = Load{m, std::async(std::launch::async, [maps, m, id] { return ModeAttachment::load_with_id(*maps, m, id); })};
+}
+
+bool Engine::collect_load()
+{
+    if (!loading_ || loading_->result.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+        return false;
+    Mode m = loading_->mode;
+    auto loaded = loading_->result.get();
+    loading_.reset();
+    if (!loaded) {
+        spdlog::debug("cannot load the {} programs: {}", mode_name(m), loaded.error().message);
+        load_error_[static_cast<size_t>(m)] = loaded.error();
+    } else if (m != attached_->mode()) {
+        spdlog::debug("{} mode preloaded for fast switches", mode_name(m));
+        standby_[static_cast<size_t>(m)] = std::move(*loaded);
     }
-    return ModeAttachment::make(*maps_, m);
+    return true;
+}
+
+std::optional<Mode> Engine::missing_standby() const
+{
+    for (Mode m : all_modes) {
+        auto i = static_cast<size_t>(m);
+        if (!standby_[i] && m != attached_->mode() && modes_[i].supported && !load_error_[i])
+            return m;
+    }
+    return std::nullopt;
+}
+
+Engine::Progress Engine::advance()
+{
+    Progress p{continue_switch(), collect_load()};
+    // Standbys wait for the switch: loading beside a hand-over would only
+    // slow its drain, and the switch changes which modes want one.
+    if (p.switch_done && standbys_wanted_ && !loading_) {
+        if (auto m = missing_standby())
+            start_load(*m);
+        else
+            standbys_wanted_ = false;
+    }
+    return p;
+}
+
+std::size_t Engine::prepare_standbys()
+{
+    if (loading_) {
+        loading_->result.wait();
+        collect_load();
+    }
+    std::size_t loaded = 0;
+    for (auto m = missing_standby(); m; m = missing_standby()) {
+        start_load(*m);
+        loading_->result.wait();
+        collect_load();
+        if (standby_[static_cast<size_t>(*m)])
+            ++loaded;
+    }
+    standbys_wanted_ = false;
+    return loaded;
 }
 
 // The old attachment is destroyed once drained, not kept as a standby: the
 // kernel (6.1) refused to attach a detached fentry program again. A fresh
-// standby for its mode comes from the next prepare_standbys().
+// standby for its mode is loaded after the switch (rebuild_standbys()).
 void Engine::retire(std::unique_ptr<ModeAttachment> old)
 {
     retiring_.push_back(std::move(old));
@@ -243,31 +312,6 @@ void Engine::keep_objects()
     for (const auto& a : retiring_)
         objects.merge(a->objects());
     keeper_->keep(objects);
-}
-
-std::optional<Mode> Engine::prepare_standby()
-{
-    for (Mode m : all_modes) {
-        auto& slot = standby_[static_cast<size_t>(m)];
-        if (slot || m == attached_->mode() || !modes_[static_cast<size_t>(m)].supported)
-            continue;
-        auto a = ModeAttachment::load(*maps_, m);
-        if (!a) {
-            spdlog::debug("cannot preload {} mode: {}", mode_name(m), a.error().message);
-            continue;
-        }
-        slot = std::move(*a);
-        return m;
-    }
-    return std::nullopt;
-}
-
-std::size_t Engine::prepare_standbys()
-{
-    std::size_t loaded = 0;
-    while (prepare_standby())
-        ++loaded;
-    return loaded;
 }
 
 Status Engine::set_filters(const std::vector<std::string>& rules)

@@ -2,14 +2,15 @@
 // being handed over from), the standbys, filters, and the ring buffer
 // consumer. The Manager (daemon/manager.h) owns it and is the only caller of
 // its control methods; publishers receive events through EventSink.
-// Single-threaded and never waiting: the owner's loop calls drain() when
-// events_fd() is readable, and continue_switch() from a timer while
-// switching().
+// Never waiting, and used from one thread: the owner's loop calls drain()
+// when events_fd() is readable, and advance() from a timer while busy(). The
+// verifier's loads alone run on a helper thread (see rebuild_standbys()).
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -60,23 +61,37 @@ public:
     // Attaches the new mode beside the old one and starts handing the old one
     // over (HandOver): no deletion is missed or counted twice. Returns the
     // mode now attached at once; the old one is detached later, by
-    // continue_switch(). On failure the old mode stays attached and the error
+    // advance(). On failure the old mode stays attached and the error
     // carries the kernel's errno and what it means; EBUSY while a hand-over
-    // is still running (the Manager queues switches).
+    // is still running (the Manager queues switches). Never waits for the
+    // verifier: when the mode's programs are not loaded yet (no standby), it
+    // starts loading them on a helper thread and returns EINPROGRESS; ask
+    // again once advance() has collected the load.
     Result<Mode> set_mode(RequestedMode requested);
     // An old attachment (of a switch, or of the previous run) is still being
     // drained.
     bool switching() const { return hand_over_ || !retiring_.empty(); }
-    // Advances the hand-overs: detaches each old attachment once the calls it
-    // claimed have returned. Never waits. True when none is left.
-    bool continue_switch();
 
-    // Loads (without attaching) one more of the other modes that work here,
-    // so that set_mode only attaches: a switch then takes milliseconds, not
-    // the verifier's hundreds. Slow (one verifier run): the Manager calls it
-    // once per loop iteration until it returns nothing.
-    std::optional<Mode> prepare_standby();
-    // All of them at once (tests).
+    // Standbys: the other modes that work here, loaded (the verifier's part,
+    // hundreds of ms, seconds under emulation) but not attached, so that
+    // set_mode only attaches: a switch then takes milliseconds. The loads
+    // run one at a time on a helper thread; the owner's loop collects them
+    // with advance(). Asked for at start and after every switch (a switch
+    // consumes the new mode's standby and destroys the old attachment).
+    void rebuild_standbys() { standbys_wanted_ = true; }
+
+    // The owner's loop calls this from a timer while busy(): detaches each
+    // old attachment once the calls it claimed have returned, collects a
+    // finished load and starts the next one. Never waits.
+    struct Progress {
+        bool switch_done;  // no hand-over left
+        bool loaded;       // a load finished (a queued set_mode may now go on)
+    };
+    Progress advance();
+    // A hand-over, a load or wanted standbys remain.
+    bool busy() const { return switching() || loading_ || standbys_wanted_; }
+    // Loads every missing standby and waits for them (tests). The number
+    // loaded.
     std::size_t prepare_standbys();
 
     // All rules or none: a bad rule is rejected by name and the filter in
@@ -103,8 +118,16 @@ public:
 
 private:
     Engine() = default;
-    // The attachment for `m`: its standby attached, or a fresh load.
-    Result<std::unique_ptr<ModeAttachment>> attach_mode(Mode m);
+    // Detaches each old attachment whose calls have returned. True when
+    // none is left.
+    bool continue_switch();
+    // Loads `m` on a helper thread (one load at a time).
+    void start_load(Mode m);
+    // Takes a finished load into its standby slot, or its error into
+    // load_error_. Never waits. True when one was taken.
+    bool collect_load();
+    // The next mode that wants a standby, if any.
+    std::optional<Mode> missing_standby() const;
     // `old` is replaced by attached_: it is drained, then detached.
     void retire(std::unique_ptr<ModeAttachment> old);
     void start_next_hand_over();
@@ -120,6 +143,15 @@ private:
     std::deque<std::unique_ptr<ModeAttachment>> retiring_;  // to be drained after it
     std::chrono::steady_clock::time_point switch_begin_{};
     std::array<std::unique_ptr<ModeAttachment>, 3> standby_;  // by Mode; loaded, not attached
+    std::array<std::optional<Error>, 3> load_error_;           // by Mode: its last load failed
+    bool standbys_wanted_ = false;
+    struct Load {
+        Mode mode;
+        std::future<Result<std::unique_ptr<ModeAttachment>>> result;
+    };
+    // Declared after maps_, so destroyed before them: the future's
+    // destructor waits for the helper thread, which reads the maps' fds.
+    std::optional<Load> loading_;
     ModeTable modes_{};
     RequestedMode requested_{};
     std::vector<FilterRule> filter_;

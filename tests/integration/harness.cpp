@@ -266,7 +266,12 @@ std::string cgroup2_root()
 Result<Mode> switch_mode(Engine& engine, RequestedMode requested)
 {
     auto r = engine.set_mode(requested);
-    while (!engine.continue_switch())
+    while (!r && r.error().code == EINPROGRESS) {  // no standby: loading
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        engine.advance();
+        r = engine.set_mode(requested);
+    }
+    while (!engine.advance().switch_done)
         std::this_thread::sleep_for(std::chrono::microseconds(200));
     return r;
 }

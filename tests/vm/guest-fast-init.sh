@@ -1,8 +1,10 @@
 #!/bin/busybox sh
 # /init of the fast guest (busybox initramfs built by run-vm-suite.sh).
 # Runs the integration tests once per attach mode, then the [multimode]
-# tests, and reports on the serial console with markers the host greps:
-#   VMSUITE BEGIN mode=M / VMSUITE END mode=M rc=N / VMSUITE RESULT PASS|FAIL
+# tests, and reports on the serial console with markers the host greps; K is
+# the running kernel (uname -r), since the host boots this guest on several:
+#   VMSUITE KERNEL K ... / VMSUITE BEGIN kernel=K mode=M ...
+#   VMSUITE END kernel=K mode=M rc=N ... / VMSUITE RESULT kernel=K PASS|FAIL
 # Whatever happens, it ends with poweroff -f (PID 1 must never exit).
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin HOME=/root TMPDIR=/tmp LANG=C
@@ -24,8 +26,9 @@ chmod 700 /root
 hostname unlinkd-vm
 
 up() { cut -d' ' -f1 /proc/uptime; }
+K=$(uname -r)
 echo
-echo "VMSUITE KERNEL $(uname -r) uptime=$(up)s cpus=$(nproc) mem=$(awk '/MemTotal/{print $2" kB"}' /proc/meminfo)"
+echo "VMSUITE KERNEL $K uptime=$(up)s cpus=$(nproc) mem=$(awk '/MemTotal/{print $2" kB"}' /proc/meminfo)"
 
 MODES=$(cat /etc/vmsuite-modes)
 fail=0
@@ -33,7 +36,7 @@ fail=0
 # run MODE_LABEL MODES_ENV [catch2 args...]
 run() {
   label=$1 modes=$2; shift 2
-  echo "VMSUITE BEGIN mode=$label uptime=$(up)s"
+  echo "VMSUITE BEGIN kernel=$K mode=$label uptime=$(up)s"
   # --use-colour no: the console is a tty, escapes would clutter the log.
   # -w NoTests: a filter that matches nothing must fail, not pass silently.
   UNLINKD_TEST_MODES=$modes UNLINKD_BIN=/bin/unlinkd \
@@ -41,7 +44,7 @@ run() {
   rc=$?
   # start the marker on a fresh line even if the output did not end with one
   echo
-  echo "VMSUITE END mode=$label rc=$rc uptime=$(up)s"
+  echo "VMSUITE END kernel=$K mode=$label rc=$rc uptime=$(up)s"
   [ "$rc" = 0 ] || fail=$((fail + 1))
 }
 
@@ -53,6 +56,6 @@ for m in $MODES; do
 done
 run multimode "$(echo "$MODES" | tr ' ' ',')" "[multimode]"
 
-if [ "$fail" = 0 ]; then echo "VMSUITE RESULT PASS"; else echo "VMSUITE RESULT FAIL ($fail runs failed)"; fi
+if [ "$fail" = 0 ]; then echo "VMSUITE RESULT kernel=$K PASS"; else echo "VMSUITE RESULT kernel=$K FAIL ($fail runs failed)"; fi
 sync
 poweroff -f

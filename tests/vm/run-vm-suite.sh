@@ -1,20 +1,25 @@
 #!/bin/bash
-# VM test suite for unlinkd: runs the project's binaries on Debian 12's stock
-# kernel under qemu, because the CI host's own kernel (lockdown, no kprobes)
-# can only exercise the tracepoint attach mode.
+# VM test suite for unlinkd: runs the project's binaries on Debian's stock
+# kernels under qemu (Debian 12's 6.1 and Debian 13's 6.12, two LTS kernels),
+# because the CI host's own kernel (lockdown, no kprobes) can only exercise
+# the tracepoint attach mode.
 #
 # Usage: run-vm-suite.sh BUILD_DIR [SOURCE_DIR]
 #
 # Steps (each timed, see "VMSUITE TIMING" lines):
-#   kernel      download Debian 12's linux-image-*-amd64, extract vmlinux and
-#               the few modules the full guest needs (cached per version)
+#   kernel      download the linux-image-*-amd64 of each Debian suite in
+#               UNLINKD_VM_KERNELS (Debian 12's through the host's apt, the
+#               others through a private apt state in the cache: the host's
+#               sources are not changed), extract vmlinux and the few modules
+#               the full guest needs (cached per version)
 #   fast        busybox initramfs with the integration tests + their shared
-#               libraries; runs the tests once per attach mode, then the
-#               [multimode] tests
+#               libraries, booted once per kernel; each boot runs the tests
+#               once per attach mode, then the [multimode] tests
 #   rootfs      debootstrap a minimal Debian 12 with systemd (cached per
 #               package list)
 #   full        copy of that rootfs + `meson install` of the build, booted
-#               with systemd as PID 1; runs tests/vm/guest-full-checks.sh
+#               with systemd as PID 1 on Debian 12's kernel; runs
+#               tests/vm/guest-full-checks.sh
 #   guest       not a test and not in the default steps: a systemd guest
 #               for another part of the project (`bench/run.sh --guest`
 #               runs the benchmark this way): the full guest's rootfs recipe
@@ -25,6 +30,16 @@
 # Environment knobs:
 #   UNLINKD_VM_CACHE        cache dir (default /var/cache/unlinkd-vm)
 #   UNLINKD_VM_STEPS        steps to run (default "fast full")
+#   UNLINKD_VM_KERNELS      Debian suites whose stock kernel the fast guest
+#                           boots, in order (default "bookworm trixie"); the
+#                           full guest and the guest step boot bookworm's
+#   UNLINKD_VM_APT_MAX_AGE  seconds before the private apt lists of a suite
+#                           other than the host's are refreshed (default 86400)
+#   UNLINKD_VM_PARALLEL     1: the fast guests of the second and later kernels
+#                           run in the background, one after another, beside
+#                           the first kernel's and the full guest (two qemu at
+#                           once, each one host thread); 0: every guest in
+#                           turn. Default 1 with 2 CPUs or more, else 0.
 #   UNLINKD_VM_TEST_BIN     integration test binary (meson passes it; by hand
 #                           the default is BUILD_DIR/tests/integration/unlinkd-integration-tests,
 #                           else the only file of that name in BUILD_DIR)
@@ -71,7 +86,14 @@ FULL_TIMEOUT=${UNLINKD_VM_FULL_TIMEOUT:-1800}  # s; the service checks run per m
 TEST_FILTER=${UNLINKD_VM_TEST_FILTER:-~[multimode]~[dbus]}   # Catch2 test spec of the per-mode runs ([dbus] needs a dbus-daemon, which the busybox guest has not)
 VM_MEM=${UNLINKD_VM_MEM:-2G}
 VM_SMP=${UNLINKD_VM_SMP:-2}
-SUITE=bookworm
+SUITE=bookworm   # the host's and the rootfs's suite; its kernel boots the systemd guests
+KERNEL_SUITES=${UNLINKD_VM_KERNELS:-bookworm trixie}
+APT_MAX_AGE=${UNLINKD_VM_APT_MAX_AGE:-86400}
+# Single-threaded TCG keeps one host CPU busy per guest (the guest's vCPUs
+# take turns on that thread), so with two CPUs the second kernel's fast guest
+# runs beside the rest instead of after it (the vm test runs alone in meson:
+# is_parallel false).
+PARALLEL=${UNLINKD_VM_PARALLEL:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
 MODES=${UNLINKD_VM_MODES:-fentry kprobe tracepoint}
 # Single-threaded TCG: with one host thread per vCPU (MTTCG) the stock
 # kernel livelocked at do_unlinkat+0 while a trampoline was being patched
@@ -96,7 +118,7 @@ GUEST_MODULE_DIRS="fs lib crypto drivers/virtio drivers/block drivers/char/hw_ra
 
 OUT=$BUILD_DIR/tests/vm          # logs live here (meson's build dir for tests/vm)
 WORK=$OUT/work                   # per-run scratch, removed at the end unless UNLINKD_VM_KEEP=1
-LOG_FAST=$OUT/fast-guest.log
+# fast-guest-SUITE.log: one per kernel
 LOG_FULL=$OUT/full-guest.log
 GUEST_NAME=${UNLINKD_VM_GUEST_NAME:-guest}
 GUEST_MARKER=VM${GUEST_NAME^^}
@@ -125,12 +147,12 @@ step() {
 check_host() {
   [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot, mkfs ownership); run 'meson test --no-suite vm' otherwise"
   local missing=() c
-  for c in qemu-system-x86_64 timeout busybox cpio debootstrap mkfs.ext4 depmod xz file apt-get apt-cache dpkg-deb gzip ldd flock python3 meson; do
+  for c in qemu-system-x86_64 timeout busybox cpio debootstrap mkfs.ext4 depmod xz zstd file apt-get apt-cache dpkg-deb gzip ldd flock python3 meson; do
     command -v "$c" >/dev/null 2>&1 || missing+=("$c")
   done
   [ -x /bin/busybox ] && file -L /bin/busybox | grep -q 'statically linked' \
     || missing+=("busybox-static(/bin/busybox must be static)")
-  [ ${#missing[@]} = 0 ] || die "missing host tools: ${missing[*]} (apt-get install qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils file)"
+  [ ${#missing[@]} = 0 ] || die "missing host tools: ${missing[*]} (apt-get install qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils zstd file)"
   mkdir -p "$CACHE" "$OUT"
   rm -rf "$WORK"; mkdir -p "$WORK"
 }
@@ -139,33 +161,104 @@ check_host() {
 with_cache_lock() { ( flock 9; "$@" ) 9>"$CACHE/.lock"; }
 
 # ---------------------------------------------------------------- kernel ---
-# Debian's stock kernel has fentry (BTF + trampolines) and kprobes, unlike
+# Debian's stock kernels have fentry (BTF + trampolines) and kprobes, unlike
 # the CI host. We boot the *uncompressed* vmlinux through qemu's PVH entry
-# point: under TCG that skips the slow in-guest XZ decompression of vmlinuz
+# point: under TCG that skips the slow in-guest decompression of vmlinuz
 # (measured ~3 s per boot).
-kernel_pkg() {
-  apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'
+
+# apt for SUITE's packages, as an array APT_OPTS of -o options. The host's
+# own suite: the host's apt as it is. Another suite: the host's Debian
+# sources (the same mirrors, keyrings and apt.conf.d, so the same package
+# registry) with the suite renamed, in a private sources dir, lists, cache
+# and an empty dpkg status under $CACHE/apt/SUITE: the host's apt sources
+# and state stay as they are. The lists are refreshed when older than
+# APT_MAX_AGE, so a warm run needs no network; if the refresh fails, stale
+# lists still name a kernel (likely the cached one).
+apt_for_suite() {
+  local suite=$1 d=$CACHE/apt/$1
+  APT_OPTS=()
+  [ "$suite" = "$SUITE" ] && return 0
+  APT_OPTS=(-o "Dir::Etc::SourceList=$d/sources.list" -o "Dir::Etc::SourceParts=$d/sources.list.d"
+            -o "Dir::State=$d/state" -o "Dir::State::status=$d/status" -o "Dir::Cache=$d/cache")
+  local stamp=$d/state/updated
+  if [ -f "$stamp" ] && [ $(( $(date +%s) - $(stat -c %Y "$stamp") )) -lt "$APT_MAX_AGE" ]; then
+    return 0
+  fi
+  mkdir -p "$d/sources.list.d" "$d/state/lists/partial" "$d/cache/archives/partial"
+  : > "$d/status"
+  private_sources "$suite" "$d"
+  log "apt-get update of the private $suite lists in $d"
+  if apt-get "${APT_OPTS[@]}" update -q >"$d/update.log" 2>&1 && ! grep -q '^[WE]:' "$d/update.log"; then
+    touch "$stamp"
+  elif compgen -G "$d/state/lists/*_Packages*" >/dev/null; then
+    log "WARNING: apt-get update of $suite failed (see $d/update.log); using the lists of $(stat -c %y "$stamp" 2>/dev/null || echo 'an earlier run')"
+  else
+    cat "$d/update.log" >&2; die "apt-get update of the private $suite lists failed"
+  fi
 }
 
+# private_sources SUITE DIR: DIR/sources.list.d/debian.sources and
+# DIR/sources.list hold the host's Debian entries (those whose suite is the
+# host's, deb822 or one-line) with the suite renamed (bookworm-security
+# becomes trixie-security); with UNLINKD_VM_MIRROR, that mirror's SUITE and
+# SUITE-updates instead.
+private_sources() {
+  local suite=$1 d=$2 rename
+  if [ -n "${UNLINKD_VM_MIRROR:-}" ]; then
+    : > "$d/sources.list.d/debian.sources"
+    printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
+      "$UNLINKD_VM_MIRROR" "$suite" "$UNLINKD_VM_MIRROR" "$suite-updates" > "$d/sources.list"
+    return
+  fi
+  # awk: rename the host's suite in the fields from F on; K=1 once one was
+  rename='function ren(f,  i, k) { k = 0; for (i = f; i <= NF; i++) if ($i == from || index($i, from "-") == 1) { $i = to substr($i, length(from) + 1); k = 1 } return k }'
+  # deb822: keep the stanzas whose Suites: name the host's suite
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; echo; } \
+    | awk -v from="$SUITE" -v to="$suite" "$rename"'
+        function flush() { if (keep) printf "%s\n", st; st = ""; keep = 0 }
+        /^[ \t]*$/ { flush(); next }
+        /^#/ { next }
+        $1 == "Suites:" { keep = ren(2) }
+        { st = st $0 "\n" }
+        END { flush() }' > "$d/sources.list.d/debian.sources"
+  # one-line: keep the "deb" lines whose suite is the host's
+  { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } \
+    | awk -v from="$SUITE" -v to="$suite" "$rename"'
+        $1 == "deb" && ren(2) { print }' > "$d/sources.list"
+  [ -s "$d/sources.list.d/debian.sources" ] || [ -s "$d/sources.list" ] \
+    || die "no Debian $SUITE entry in the host's apt sources to derive $suite's from (set UNLINKD_VM_MIRROR)"
+}
+
+# The versioned package linux-image-amd64 depends on in SUITE.
+kernel_pkg() {
+  apt-cache "${APT_OPTS[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'
+}
+
+# fetch_kernel SUITE: the cache's kernel/<package>_<version>/ (vmlinux,
+# modules subset, config, kver), linked as kernel/SUITE.
 fetch_kernel() {
-  local kpkg kver_pkg dir
+  local suite=$1 kpkg kver_pkg dir; local -a APT_OPTS
+  apt_for_suite "$suite"
   kpkg=$(kernel_pkg)
-  [ -n "$kpkg" ] || die "apt-cache does not know linux-image-amd64; run apt-get update (Debian 12 sources needed)"
-  kver_pkg=$(apt-cache show --no-all-versions "$kpkg" | awk '/^Version:/{print $2; exit}')
+  [ -n "$kpkg" ] || die "apt-cache does not know $suite's linux-image-amd64 (for the host's own suite: run apt-get update)"
+  kver_pkg=$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$kpkg" | awk '/^Version:/{print $2; exit}')
   dir=$CACHE/kernel/${kpkg}_${kver_pkg}
   if [ -f "$dir/.complete" ]; then
-    log "kernel $kpkg $kver_pkg cached in $dir"
+    log "kernel $kpkg $kver_pkg ($suite) cached in $dir"
   else
-    log "downloading $kpkg $kver_pkg"
+    log "downloading $kpkg $kver_pkg ($suite)"
     local tmp=$CACHE/kernel/.tmp.$$ kver k
     rm -rf "$tmp"; mkdir -p "$tmp"
-    (cd "$tmp" && apt-get download -q "$kpkg=$kver_pkg" >/dev/null 2>"$tmp/apt.err") \
+    (cd "$tmp" && apt-get "${APT_OPTS[@]}" download -q "$kpkg=$kver_pkg" >/dev/null 2>"$tmp/apt.err") \
       || { cat "$tmp/apt.err" >&2; die "apt-get download $kpkg failed"; }
     dpkg-deb -x "$tmp"/*.deb "$tmp/root"
     kver=${kpkg#linux-image-}
     extract_vmlinux "$tmp/root/boot/vmlinuz-$kver" "$tmp/vmlinux"
-    # keep only what the guests need, not the whole ~400 MB module tree
+    # keep only what the guests need, not the whole ~400 MB module tree;
+    # Debian 13 ships them in /usr/lib/modules (merged /usr), as .ko.xz
     k=$tmp/root/lib/modules/$kver
+    [ -d "$k" ] || k=$tmp/root/usr/lib/modules/$kver
+    [ -d "$k" ] || die "$kpkg has no lib/modules/$kver"
     mkdir -p "$tmp/modules/lib/modules/$kver/kernel"
     for d in $GUEST_MODULE_DIRS; do
       mkdir -p "$tmp/modules/lib/modules/$kver/kernel/$d"
@@ -179,22 +272,29 @@ fetch_kernel() {
     touch "$tmp/.complete"
     rm -rf "$dir"; mv "$tmp" "$dir"
   fi
-  ln -sfn "$dir" "$CACHE/kernel/current"
+  ln -sfn "$dir" "$CACHE/kernel/$suite"
 }
 
-# vmlinuz is a bzImage whose payload is XZ (CONFIG_KERNEL_XZ): find the XZ
-# magic and decompress until the result is the ELF vmlinux.
+# vmlinuz is a bzImage whose payload is compressed: XZ in Debian 12
+# (CONFIG_KERNEL_XZ), zstd in Debian 13 (CONFIG_KERNEL_ZSTD). As the
+# kernel's scripts/extract-vmlinux does: find each magic and decompress from
+# there until the result is the ELF vmlinux (the decompressor complains
+# about the bytes after the payload; the output is complete by then).
 extract_vmlinux() {
-  local vmlinuz=$1 out=$2 pos
-  for pos in $(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$vmlinuz" | cut -d: -f1); do
-    tail -c+$((pos + 1)) "$vmlinuz" | xz -dc > "$out" 2>/dev/null || true
-    file "$out" | grep -q ELF && return 0
+  local vmlinuz=$1 out=$2 pos magic tool
+  for magic in '\xfd7zXZ\x00:xz' '\x28\xb5\x2f\xfd:zstd'; do
+    tool=${magic##*:}; magic=${magic%:*}
+    for pos in $(LC_ALL=C grep -obUaP "$magic" "$vmlinuz" | cut -d: -f1); do
+      tail -c+$((pos + 1)) "$vmlinuz" | "$tool" -dc > "$out" 2>/dev/null || true
+      file "$out" | grep -q ELF && return 0
+    done
   done
   die "could not extract an ELF vmlinux from $vmlinuz"
 }
 
-kernel_dir() { readlink -f "$CACHE/kernel/current"; }
-
+# The cache dir of SUITE's kernel (default: the host's suite, the systemd
+# guests' kernel).
+kernel_dir() { readlink -f "$CACHE/kernel/${1:-$SUITE}"; }
 # ------------------------------------------------------------------ qemu ---
 # KVM is not usable on the CI machines (nested virtualization refuses the
 # stock kernel), so this is plain TCG emulation: -cpu max gives the guest the
@@ -204,9 +304,8 @@ kernel_dir() { readlink -f "$CACHE/kernel/current"; }
 # a wait for the timeout; timeout catches the other hangs. Serial output is cleaned of
 # CRs and terminal escapes, kept in a log and echoed to stdout (meson's
 # test log).
-qemu_run() { # LOG TIMEOUT INITRD [extra qemu args...]
-  local logf=$1 tmo=$2 initrd=$3 rc; shift 3
-  local kdir; kdir=$(kernel_dir)
+qemu_run() { # KERNEL_DIR LOG TIMEOUT INITRD [extra qemu args...]
+  local kdir=$1 logf=$2 tmo=$3 initrd=$4 rc; shift 4
   set +e
   # --foreground keeps qemu in our process group, so a test runner that
   # kills the group on its own timeout also ends qemu.
@@ -275,21 +374,31 @@ build_fast_initramfs() {
   log "fast initramfs: $(du -h "$WORK/fast-initrd.cpio.gz" | cut -f1) ($(find "$t" -type f | wc -l) files)"
 }
 
+# run_fast_guest SUITE: boot the fast guest on SUITE's kernel (one boot runs
+# every mode in turn: a boot is ~3 s, the tests are the cost). The guest's
+# markers name the kernel it booted (uname -r), so a log line says which
+# kernel passed or failed, and a guest that booted another kernel fails.
 run_fast_guest() {
-  build_fast_initramfs
-  local rc=0
-  qemu_run "$LOG_FAST" "$FAST_TIMEOUT" "$WORK/fast-initrd.cpio.gz" || rc=1
-  echo "----- fast guest summary ($LOG_FAST)"
-  grep -E '^VMSUITE (BEGIN|END|RESULT|KERNEL)' "$LOG_FAST" || true
-  local m
+  local suite=$1 kdir kver logf rc=0 m end
+  kdir=$(kernel_dir "$suite"); kver=$(cat "$kdir/kver")
+  logf=$OUT/fast-guest-$suite.log
+  [ -f "$WORK/fast-initrd.cpio.gz" ] || build_fast_initramfs
+  log "fast guest on $suite's kernel $kver (log: $logf)"
+  qemu_run "$kdir" "$logf" "$FAST_TIMEOUT" "$WORK/fast-initrd.cpio.gz" || rc=1
+  echo "----- fast guest summary, kernel $kver ($logf)"
+  grep -E '^VMSUITE (BEGIN|END|RESULT|KERNEL)' "$logf" || true
+  grep -q "^VMSUITE KERNEL $kver " "$logf" \
+    || { echo "VMSUITE ERROR: the guest did not report kernel $kver: $(grep '^VMSUITE KERNEL' "$logf" || echo 'no KERNEL marker')" >&2; rc=1; }
   for m in $MODES multimode; do
-    if ! grep -qE "^VMSUITE END mode=$m rc=0( |$)" "$LOG_FAST"; then
-      echo "VMSUITE ERROR: fast guest run mode=$m did not pass: $(grep "^VMSUITE END mode=$m " "$LOG_FAST" || echo 'no END marker (hang, crash or panic?)')" >&2
+    end=$(awk -v k="kernel=$kver" -v m="mode=$m" '$1 == "VMSUITE" && $2 == "END" && $3 == k && $4 == m' "$logf")
+    if [[ $end != *" rc=0 "* ]]; then
+      echo "VMSUITE ERROR: fast guest kernel=$kver mode=$m did not pass: ${end:-no END marker (hang, crash or panic?)}" >&2
       rc=1
     fi
   done
-  grep -q 'Kernel panic - not syncing' "$LOG_FAST" && { echo "VMSUITE ERROR: guest kernel panic" >&2; rc=1; }
-  grep -qx 'VMSUITE RESULT PASS' "$LOG_FAST" || { echo "VMSUITE ERROR: no 'VMSUITE RESULT PASS' in fast guest log" >&2; rc=1; }
+  grep -q 'Kernel panic - not syncing' "$logf" && { echo "VMSUITE ERROR: guest kernel panic (kernel $kver)" >&2; rc=1; }
+  grep -qx "VMSUITE RESULT kernel=$kver PASS" "$logf" || { echo "VMSUITE ERROR: no 'VMSUITE RESULT kernel=$kver PASS' in $logf" >&2; rc=1; }
+  if [ $rc = 0 ]; then echo "VMSUITE FAST kernel=$kver PASS"; else echo "VMSUITE FAST kernel=$kver FAIL"; fi
   return $rc
 }
 
@@ -478,7 +587,7 @@ run_full_guest() {
   stage_full_rootfs
   build_full_initramfs
   log "full guest image staged in $(( ($(now_ms) - t0) / 1000 ))s; booting"
-  qemu_run "$LOG_FULL" "$FULL_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
+  qemu_run "$(kernel_dir)" "$LOG_FULL" "$FULL_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
     -drive "file=$WORK/full.img,if=virtio,format=raw,cache=unsafe" || rc=1
   echo "----- full guest summary ($LOG_FULL)"
   grep -E '^VMFULL (CHECK|RESULT|SKIP)' "$LOG_FULL" || true
@@ -514,7 +623,7 @@ run_guest() {
   stage_guest_rootfs
   build_full_initramfs
   log "$GUEST_NAME guest staged; booting (timeout ${GUEST_TIMEOUT}s)"
-  qemu_run "$LOG_GUEST" "$GUEST_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
+  qemu_run "$(kernel_dir)" "$LOG_GUEST" "$GUEST_TIMEOUT" "$WORK/full-initrd.cpio.gz" \
     -drive "file=$WORK/$GUEST_NAME.img,if=virtio,format=raw,cache=unsafe" || rc=1
   grep -q 'Kernel panic - not syncing' "$LOG_GUEST" && { echo "VMSUITE ERROR: guest kernel panic" >&2; rc=1; }
   grep -qx "$GUEST_MARKER RESULT PASS" "$LOG_GUEST" || { echo "VMSUITE ERROR: no '$GUEST_MARKER RESULT PASS' in $LOG_GUEST" >&2; rc=1; }
@@ -528,18 +637,60 @@ main() {
   t0=$(now_ms)
   check_host
   log "build dir $BUILD_DIR, source dir $SOURCE_DIR, cache $CACHE, steps: $STEPS"
-  step kernel with_cache_lock fetch_kernel || rc=1
+  # before anything starts in the background
+  for s in $STEPS; do
+    case $s in fast|full|guest|kernel) ;; *) die "unknown step '$s' in UNLINKD_VM_STEPS" ;; esac
+  done
+  # The kernels the steps boot: the fast guest's, and the host suite's for
+  # the systemd guests (full, guest); "kernel" alone fetches them all.
+  local kernels=() k
+  if [[ " $STEPS " == *" fast "* || " $STEPS " == *" kernel "* ]]; then
+    [ -n "${KERNEL_SUITES// }" ] || die "UNLINKD_VM_KERNELS is empty"
+    for k in $KERNEL_SUITES; do kernels+=("$k"); done
+  fi
+  if [[ " $STEPS " =~ \ (full|guest|kernel)\  ]] && [[ " ${kernels[*]} " != *" $SUITE "* ]]; then
+    kernels+=("$SUITE")
+  fi
+  for k in "${kernels[@]}"; do
+    step "kernel-$k" with_cache_lock fetch_kernel "$k" || rc=1
+  done
+  local bg_pid='' bg_out=$OUT/fast-guests-background.out bg_rc=0 fg=() bg=()
   if [ $rc = 0 ]; then
     for s in $STEPS; do
       case $s in
-        fast) step fast-guest run_fast_guest || rc=1 ;;
+        fast) step fast-initramfs build_fast_initramfs || { rc=1; continue; }
+              # the first kernel in the foreground; with PARALLEL, the others
+              # in a background chain whose output is shown at the end
+              fg=(); bg=()
+              for k in $KERNEL_SUITES; do
+                if [ ${#fg[@]} = 0 ] || [ "$PARALLEL" != 1 ]; then fg+=("$k"); else bg+=("$k"); fi
+              done
+              if [ ${#bg[@]} -gt 0 ]; then
+                log "fast guests of ${bg[*]} in the background (UNLINKD_VM_PARALLEL=1; output at the end)"
+                ( r=0; for k in "${bg[@]}"; do
+                    step "fast-guest-$(cat "$(kernel_dir "$k")/kver")" run_fast_guest "$k" || r=1
+                  done; exit $r ) > "$bg_out" 2>&1 &
+                bg_pid=$!
+              fi
+              for k in "${fg[@]}"; do
+                step "fast-guest-$(cat "$(kernel_dir "$k")/kver")" run_fast_guest "$k" || rc=1
+              done ;;
         full) step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest || rc=1 ;;
         guest) step "$GUEST_NAME-rootfs" with_cache_lock fetch_rootfs "$GUEST_ROOTFS_PACKAGES" "$GUEST_NAME.tar" \
                  && step "$GUEST_NAME-guest" run_guest || rc=1 ;;
         kernel) ;;  # always done first
-        *) die "unknown step '$s' in UNLINKD_VM_STEPS" ;;
       esac
     done
+  fi
+  if [ -n "$bg_pid" ]; then
+    log "waiting for the background fast guests (${bg[*]})"
+    wait "$bg_pid" || bg_rc=$?
+    echo "----- background fast guests (${bg[*]}), rc=$bg_rc"
+    cat "$bg_out"
+    echo "----- end of background fast guests"
+    [ "$bg_rc" = 0 ] || rc=1
+    while read -r name secs r; do TIMINGS+=("$name=$secs(${r})"); done \
+      < <(awk '$1 == "VMSUITE" && $2 == "TIMING" {print $3, $4, $5}' "$bg_out")
   fi
   [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$WORK"
   echo "VMSUITE TIMINGS ${TIMINGS[*]} total=$(awk -v ms=$(( $(now_ms) - t0 )) 'BEGIN{printf "%.1f", ms/1000}')s"
