@@ -7,6 +7,10 @@ packages=(
   # build
   meson ninja-build pkg-config g++ clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
   libsystemd-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsdbus-c++-dev libsdbus-c++-bin
+  # man pages
+  scdoc
+  # the Debian package (packaging/build-deb.sh) and its test: man in the container
+  dpkg-dev debhelper lintian man-db
   # tests
   catch2 liburing-dev util-linux procps dbus-daemon python3 jq
   # the fuzzers (libFuzzer and the sanitizer runtimes for clang 14) and valgrind (tests/fuzz, tests/sanitize)

@@ -14,6 +14,7 @@
 #   start_private_bus / stop_private_bus         a system-like dbus-daemon
 #   start_private_journald / stop_private_journald   a journald of this mount namespace
 #   daemon_start / daemon_wait_log / daemon_stop     one daemon in the background
+#   bpf_fds_of PID                  the BPF programs, links and maps PID holds
 # No helper evals a string: conditions are commands with their arguments,
 # so quoting is the caller's ordinary quoting. Every helper works under
 # set -euo pipefail (a failed kill of a process that is already gone is no
@@ -141,4 +142,27 @@ daemon_stop() {
   wait "$DAEMON_PID" 2>/dev/null || rc=$?
   DAEMON_PID=
   return $rc
+}
+
+# ------------------------------------------------------- BPF objects ---
+# bpf_fds_of PID: the BPF objects held by one process, read from /proc/PID/fdinfo alone (a link
+# has link_id and prog_id, a program prog_id, a map map_id; no other fd has
+# these): "prog ID", "link ID PROG_ID", "map ID" lines. No awk or readlink:
+# an nspawn container booted with --volatile has no /etc/alternatives.
+bpf_fds_of() {
+  local f k v id progid kind
+  for f in /proc/"$1"/fdinfo/*; do
+    kind='' id='' progid=''
+    { while read -r k v; do
+        case $k in
+          link_id:) kind=link id=$v ;;
+          map_id:) kind=map id=$v ;;
+          prog_id:) progid=$v ;;
+        esac
+      done < "$f"; } 2>/dev/null
+    if [ "$kind" = link ]; then echo "link $id $progid"
+    elif [ "$kind" = map ]; then echo "map $id"
+    elif [ -n "$progid" ]; then echo "prog $progid"
+    fi
+  done
 }

@@ -1,15 +1,20 @@
 #!/bin/bash
-# End-to-end test of the installed unlinkd.service with systemd as PID 1, on
-# the host's own kernel: boots the host's /usr as a systemd-nspawn container
-# (--volatile=yes: a tmpfs root, /usr read-only) with the build installed
-# over it (`meson install --destdir`, laid over /usr and /etc as overlays),
-# a real dbus-daemon (the host's dbus package, loading the installed policy
-# from /usr/share/dbus-1/system.d) and a real journald, and runs
-# service-checks.sh inside as a systemd unit.
+# End-to-end test of the Debian package and its unlinkd.service with
+# systemd as PID 1, on the host's own kernel: builds the package
+# (packaging/build-deb.sh: dpkg-buildpackage, lintian), boots the host's
+# root as a systemd-nspawn container (under an overlay: every change goes
+# to a tmpfs, so apt and dpkg work and nothing reaches the host) with a real
+# dbus-daemon and a real journald, and inside, as systemd units:
+# package-checks.sh install (apt installs the .deb), service-checks.sh
+# (everything a user does with the service), package-checks.sh remove (apt
+# remove and purge leave nothing).
 #
 # Usage (as root): nspawn-test.sh BUILD_DIR [SOURCE_DIR]
 #
 # Environment:
+#   UNLINKD_E2E_DEB      the package to test; unset: BUILD_DIR/packaging/deb/,
+#                        built there by packaging/build-deb.sh when the tree
+#                        changed
 #   UNLINKD_E2E_MODE     attach mode (default tracepoint: the only one the CI
 #                        host's kernel loads, see ../shared/notes)
 #   UNLINKD_E2E_ISOLATE  1 (default): the daemon in the container counts only
@@ -17,13 +22,16 @@
 #                        config), since the container shares the kernel with
 #                        everything else on the host; 0: count everything
 #   UNLINKD_E2E_TIMEOUT  base wait in seconds handed to service-checks.sh (60)
-#   UNLINKD_E2E_KEEP=1   keep the staging dir (the installed tree)
+#   UNLINKD_E2E_KEEP=1   keep the staging dir
 #
-# Logs: BUILD_DIR/tests/systemd/nspawn-out/ (service-checks.log, the
-# container's console and journal, the BPF object ids the checks saw).
+# Logs: BUILD_DIR/tests/systemd/nspawn-out/ (package-checks-*.log,
+# service-checks.log, the container's console and journal, the BPF object
+# ids the checks saw); the package's build log and lintian's in
+# BUILD_DIR/packaging/deb/.
 #
 # Packages (Debian 12) beyond a build: systemd-container (systemd-nspawn),
-# dbus (dbus.service for the container), jq, bpftool.
+# dbus (dbus.service for the container), jq, bpftool, dpkg-dev, debhelper,
+# lintian, scdoc.
 #
 # The container is always torn down, and afterwards the host is checked for
 # leftovers: no process of the container, none of the BPF programs, links or
@@ -45,34 +53,30 @@ inner() {
   # here, or a real one we must not disturb: --register=no --keep-unit).
   mkdir -p /run/systemd && mount -t tmpfs -o mode=755 tmpfs /run/systemd || return 1
 
+  # The container's root: the host's root filesystem under an overlay whose
+  # upper layer is a tmpfs, so apt and dpkg can install and nothing reaches
+  # the host (nspawn's own --volatile=overlay refuses the host's root).
+  local root=$stage/root
+  mkdir -p "$stage/ovl" "$root"
+  mount -t tmpfs -o mode=755 tmpfs "$stage/ovl" && mkdir -p "$stage/ovl/upper" "$stage/ovl/work" &&
+    mount -t overlay overlay -o "lowerdir=/,upperdir=$stage/ovl/upper,workdir=$stage/ovl/work" "$root" || return 1
+
   # shellcheck disable=SC2054  # the commas are nspawn's
-  local args=(-q -b -D / --volatile=yes --machine="$machine" --register=no --keep-unit
+  local args=(-q -b -D "$root" --machine="$machine" --register=no --keep-unit
     --private-network --console=pipe
     # bpf() and perf_event_open() (tracepoints) are outside nspawn's default
     # seccomp filter; CAP_SYS_RAWIO lets the container's systemd mount
     # tracefs; CAP_BPF/CAP_PERFMON are the unit's CapabilityBoundingSet,
     # which can only keep what the container has.
     --system-call-filter='bpf perf_event_open' --capability=CAP_SYS_RAWIO,CAP_BPF,CAP_PERFMON
-    # the installed build over the host's /usr (read-only)
-    --overlay-ro="/usr:$stage/dest/usr:/usr"
-    # a --volatile /etc is nearly empty: give it the alternatives (awk, ...)
-    --bind-ro=/etc/alternatives
-    # and the host's NSS configuration (nss-systemd): dbus-daemon looks up a
-    # caller's uid and refuses one it cannot find, such as the dynamic user
-    # of unlinkd-metrics@.service
-    --bind-ro=/etc/nsswitch.conf
     --bind-ro="$stage/harness:/run/unlinkd-e2e/harness"
+    --bind-ro="$stage/deb:/run/unlinkd-e2e/deb"
     --bind="$out:/run/unlinkd-e2e/out")
-  # the installed /etc parts (the config), writable: the checks write the mode
-  local d
-  for d in "$stage"/dest/etc/*; do
-    [ -d "$d" ] || { echo "nspawn-test: cannot lay $d over /etc (not a directory)" >&2; return 1; }
-    mkdir -p "$stage/etc-upper/${d##*/}"
-    args+=(--overlay="$d:$stage/etc-upper/${d##*/}:/etc/${d##*/}")
-  done
-  # arguments after the directory go to the container's systemd: units of
-  # the host that fail in any container (no audit, no first-boot wizard)
-  systemd-nspawn "${args[@]}" systemd.mask=auditd.service systemd.mask=systemd-firstboot.service \
+  # The root is the host's, /etc included: boot to basic.target (journald,
+  # dbus) rather than whatever the host enables, and without timers (a
+  # persistent apt-daily would take apt's lock).
+  systemd-nspawn "${args[@]}" systemd.unit=basic.target systemd.mask=timers.target \
+    systemd.mask=auditd.service systemd.mask=systemd-firstboot.service \
     > "$out/nspawn-console.log" 2>&1 &
   np=$!
   # shellcheck disable=SC2064
@@ -94,20 +98,33 @@ inner() {
   echo "INFO container PID 1 is host pid $cp; boot state: $(timeout 120 "${C[@]}" systemctl is-system-running --wait 2>&1)"
   "${C[@]}" systemctl --failed --no-legend --no-pager | sed 's/^/INFO failed unit at boot: /'
 
-  # The checks run as a unit of the container's systemd, as a user's shell
+  # The checks run as units of the container's systemd, as a user's shell
   # would (and so --isolate finds the unit it runs in); output through the
   # bound dir, followed live here.
-  local opts=(--mode "$mode" --ids-file /run/unlinkd-e2e/out/bpf-ids)
-  [ "$isolate" = 1 ] && opts+=(--isolate)
-  : > "$out/service-checks.log"
-  tail -n +1 -f "$out/service-checks.log" &
-  local tailpid=$!
-  timeout $((tmo * 8 + 120)) "${C[@]}" systemd-run --quiet --wait --collect --unit=unlinkd-e2e-checks \
-    --property=StandardOutput=file:/run/unlinkd-e2e/out/service-checks.log --property=StandardError=inherit \
-    --setenv=UNLINKD_E2E_TIMEOUT="$tmo" \
-    /run/unlinkd-e2e/harness/systemd/service-checks.sh "${opts[@]}" || rc=$?
-  sleep 0.2; kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null
-  echo "INFO service-checks.sh exit status $rc"
+  run_in_container() { # NAME LOG SCRIPT ARGS...
+    local name=$1 log=$2 r=0; shift 2
+    : > "$out/$log"
+    tail -n +1 -f "$out/$log" &
+    local tailpid=$!
+    timeout $((tmo * 8 + 120)) "${C[@]}" systemd-run --quiet --wait --collect --unit="$name" \
+      --property=StandardOutput=file:/run/unlinkd-e2e/out/"$log" --property=StandardError=inherit \
+      --setenv=UNLINKD_E2E_TIMEOUT="$tmo" "$@" || r=$?
+    sleep 0.2; kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null
+    echo "INFO $log: exit status $r"
+    return $r
+  }
+  local deb
+  deb=$(cd "$stage/deb" && ls unlinkd_*.deb)
+  run_in_container unlinkd-e2e-install package-checks-install.log \
+    /run/unlinkd-e2e/harness/systemd/package-checks.sh install "/run/unlinkd-e2e/deb/$deb" || rc=$?
+  if [ $rc = 0 ]; then
+    local opts=(--mode "$mode" --ids-file /run/unlinkd-e2e/out/bpf-ids)
+    [ "$isolate" = 1 ] && opts+=(--isolate)
+    run_in_container unlinkd-e2e-checks service-checks.log \
+      /run/unlinkd-e2e/harness/systemd/service-checks.sh "${opts[@]}" || rc=$?
+    run_in_container unlinkd-e2e-remove package-checks-remove.log \
+      /run/unlinkd-e2e/harness/systemd/package-checks.sh remove || rc=$?
+  fi
   "${C[@]}" journalctl -q --no-pager -o short-monotonic -b > "$out/container-journal.log" 2>&1
   return $rc
 }
@@ -150,13 +167,13 @@ finish() {
 
 [ "$(id -u)" = 0 ] || { echo "nspawn-test: must run as root (systemd-nspawn, BPF)" >&2; exit 1; }
 missing=()
-for c in systemd-nspawn unshare nsenter bpftool jq perl dbus-daemon meson; do
+for c in systemd-nspawn unshare nsenter bpftool jq perl dbus-daemon dpkg-buildpackage lintian; do
   command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 [ -f /lib/systemd/system/dbus.service ] || missing+=("dbus.service (package dbus)")
 [ -x /lib/systemd/systemd ] || missing+=("/lib/systemd/systemd (package systemd)")
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "nspawn-test: missing ${missing[*]}; apt-get install systemd-container dbus jq bpftool" >&2
+  echo "nspawn-test: missing ${missing[*]}; run packaging/install-build-deps.sh" >&2
   exit 1
 fi
 
@@ -169,18 +186,24 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 rm -rf "$OUT"; mkdir -p "$OUT" "$STAGE/harness/systemd" "$STAGE/harness/lib"
 
-# The build as a package would install it.
-if ! DESTDIR="$STAGE/dest" meson install -C "$BUILD_DIR" --no-rebuild --quiet > "$OUT/meson-install.log" 2>&1; then
-  cat "$OUT/meson-install.log"; check "meson install --destdir" false; finish
+# The package, built as a packager would (packaging/build-deb.sh, lintian
+# included; again only when a file of the tree changed), or the one given.
+mkdir -p "$STAGE/deb"
+if [ -z "${UNLINKD_E2E_DEB:-}" ]; then
+  t=$(date +%s)
+  "$SOURCE_DIR/packaging/build-deb.sh" "$BUILD_DIR/packaging/deb" > "$OUT/build-deb.log" 2>&1 ||
+    { tail -30 "$OUT/build-deb.log"; check "packaging/build-deb.sh builds the package, lintian without error" false; finish; }
+  echo "INFO packaging/build-deb.sh took $(( $(date +%s) - t )) s:"
+  sed 's/^/    /' "$OUT/build-deb.log"
+  UNLINKD_E2E_DEB=$(ls "$BUILD_DIR"/packaging/deb/unlinkd_*.deb)
 fi
-echo "INFO installed: $(cd "$STAGE/dest" && find . -type f | sort | tr '\n' ' ')"
-for f in usr/sbin/unlinkd usr/bin/unlinkctl usr/lib/systemd/system/unlinkd.service \
-         usr/share/dbus-1/system.d/org.unlinkd.Unlinkd1.conf usr/share/dbus-1/system-services/org.unlinkd.Unlinkd1.service \
-         etc/unlinkd/unlinkd.json; do
-  check "the build installs /$f" test -f "$STAGE/dest/$f"
-done
+check "the package $UNLINKD_E2E_DEB is a Debian package named unlinkd" \
+  eq "$(dpkg-deb -f "$UNLINKD_E2E_DEB" Package 2>&1)" unlinkd
+# apt install ./FILE wants the name to end in .deb
+cp "$UNLINKD_E2E_DEB" "$STAGE/deb/unlinkd_$(dpkg-deb -f "$UNLINKD_E2E_DEB" Version)_amd64.deb"
+echo "INFO package: $(ls "$STAGE/deb")"
 # service-checks.sh and the library it sources, in the layout of tests/
-cp "$HERE/service-checks.sh" "$STAGE/harness/systemd/"
+cp "$HERE/service-checks.sh" "$HERE/package-checks.sh" "$STAGE/harness/systemd/"
 cp "$HERE/../lib/check.sh" "$STAGE/harness/lib/"
 
 # service-checks.sh recognises our BPF programs by name: every program of
@@ -195,8 +218,10 @@ echo "INFO host before: unlinkd processes: $(pgrep -a -x unlinkd | tr '\n' ';' |
 
 rc=0
 unshare -m --propagation private "$SELF" --inner "$STAGE" "$OUT" "$MODE" "$ISOLATE" "$TMO" || rc=$?
-check "service-checks.sh in the container: RESULT PASS (exit $rc)" \
-  bash -c "[ $rc = 0 ] && grep -q '^RESULT PASS' '$OUT/service-checks.log'"
+for log in package-checks-install service-checks package-checks-remove; do
+  check "$log.sh in the container: RESULT PASS" grep -q '^RESULT PASS' "$OUT/$log.log"
+done
+check "the checks in the container exit 0 (exit $rc)" eq "$rc" 0
 
 # Leftovers on the host after the teardown.
 pidns=$(cat "$OUT/container-pidns" 2>/dev/null)

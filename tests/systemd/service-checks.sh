@@ -176,28 +176,7 @@ PERL
 # ---------------------------------------------------------- BPF objects ---
 # Few processes and no per-object bpftool calls: under TCG (the VM suite)
 # every fork costs, and bpftool even more.
-#
-# BPF objects held by one process, read from /proc/PID/fdinfo alone (a link
-# has link_id and prog_id, a program prog_id, a map map_id; no other fd has
-# these): "prog ID", "link ID PROG_ID", "map ID" lines. No awk or readlink:
-# an nspawn container booted with --volatile has no /etc/alternatives.
-bpf_fds_of() {
-  local f k v id progid kind
-  for f in /proc/"$1"/fdinfo/*; do
-    kind='' id='' progid=''
-    { while read -r k v; do
-        case $k in
-          link_id:) kind=link id=$v ;;
-          map_id:) kind=map id=$v ;;
-          prog_id:) progid=$v ;;
-        esac
-      done < "$f"; } 2>/dev/null
-    if [ "$kind" = link ]; then echo "link $id $progid"
-    elif [ "$kind" = map ]; then echo "map $id"
-    elif [ -n "$progid" ]; then echo "prog $progid"
-    fi
-  done
-}
+
 # Every loaded program of the kernel, from one bpftool call: PNAME[id],
 # PMAPS[id] (its map ids).
 declare -A PNAME=() PMAPS=()

@@ -17,7 +17,7 @@
 #               once per attach mode, then the [multimode] tests
 #   rootfs      debootstrap a minimal Debian 12 with systemd (cached per
 #               package list)
-#   full        copy of that rootfs + `meson install` of the build, booted
+#   full        copy of that rootfs + the Debian package (dpkg -i), booted
 #               with systemd as PID 1 on Debian 12's kernel; runs
 #               tests/vm/guest-full-checks.sh
 #   guest       not a test and not in the default steps: a systemd guest
@@ -461,15 +461,22 @@ stage_full_rootfs() {
   tar -C "$s" -xf "$CACHE/rootfs/current.tar"
   cp -a "$kdir/modules/lib/modules" "$s/lib/"
 
-  log "meson install -C $BUILD_DIR into the guest tree"
-  DESTDIR=$s meson install -C "$BUILD_DIR" --no-rebuild --quiet >"$WORK/meson-install.log" 2>&1 \
-    || { cat "$WORK/meson-install.log" >&2; die "meson install failed"; }
-
-  # Where did the daemon land? (/usr/sbin with --prefix=/usr, else /usr/local/sbin)
-  local daemon
-  daemon=$(installed_path unlinkd) || die "the build installs no 'unlinkd' executable"
-  [ -x "$s$daemon" ] || die "installed daemon missing in guest tree: $daemon"
-  log "daemon installed at $daemon"
+  # The Debian package, installed as on a real system (dpkg -i in a chroot:
+  # the postinst enables unlinkd.service; deb-systemd-invoke does not start
+  # it in a chroot, so it starts at the guest's boot). It is built from the
+  # tree by packaging/build-deb.sh, again only when the tree changed
+  # (tests/systemd uses the same one).
+  local deb daemon=/usr/sbin/unlinkd
+  deb=$(ls "$BUILD_DIR"/packaging/deb/unlinkd_*.deb 2>/dev/null | head -1)
+  log "installing the package $deb into the guest tree (dpkg -i in a chroot)"
+  cp "$deb" "$s/tmp/unlinkd.deb"
+  chroot "$s" dpkg -i /tmp/unlinkd.deb >"$WORK/dpkg-install.log" 2>&1 \
+    || { cat "$WORK/dpkg-install.log" >&2; die "dpkg -i of the package failed (a dependency missing from ROOTFS_PACKAGES?)"; }
+  rm -f "$s/tmp/unlinkd.deb"
+  [ -x "$s$daemon" ] || die "the package installed no $daemon"
+  [ -L "$s/etc/systemd/system/multi-user.target.wants/unlinkd.service" ] \
+    || die "the package's postinst did not enable unlinkd.service"
+  log "package installed, daemon at $daemon, unlinkd.service enabled"
   # Fail here, loudly, if the guest lacks a runtime library of the build
   # (add its package to ROOTFS_PACKAGES).
   if chroot "$s" ldd "$daemon" | grep 'not found'; then
@@ -503,19 +510,6 @@ make_image() {
 }
 
 # Install path of a build target named $1, from meson's introspection data.
-installed_path() {
-  python3 - "$BUILD_DIR" "$1" <<'EOF'
-import json, os, sys
-build, name = sys.argv[1], sys.argv[2]
-with open(os.path.join(build, "meson-info", "intro-installed.json")) as f:
-    inst = json.load(f)
-hits = [dst for dst in inst.values()
-        if os.path.basename(dst) == name and os.path.basename(os.path.dirname(dst)) in ("sbin", "bin")]
-if not hits:
-    sys.exit(1)
-print(sorted(hits)[0])
-EOF
-}
 
 # install_run_unit ROOT UNIT TRANSIENT PROGRAM MARKER: once booted, the
 # guest runs PROGRAM as the transient unit TRANSIENT, and powers off if it
@@ -580,6 +574,14 @@ exec switch_root /newroot /sbin/init "$@"
 EOF
   chmod +x "$t/init"
   pack_initramfs "$t" "$WORK/full-initrd.cpio.gz"
+}
+
+# The Debian package the full guest installs (packaging/build-deb.sh:
+# dpkg-buildpackage and lintian, again only when the tree changed).
+build_package() {
+  "$SOURCE_DIR/packaging/build-deb.sh" "$BUILD_DIR/packaging/deb" >"$OUT/build-deb.log" 2>&1 \
+    || { tail -30 "$OUT/build-deb.log" >&2; die "packaging/build-deb.sh failed (log: $OUT/build-deb.log)"; }
+  log "package: $(ls "$BUILD_DIR"/packaging/deb/unlinkd_*.deb)"
 }
 
 run_full_guest() {
@@ -675,7 +677,7 @@ main() {
               for k in "${fg[@]}"; do
                 step "fast-guest-$(cat "$(kernel_dir "$k")/kver")" run_fast_guest "$k" || rc=1
               done ;;
-        full) step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest || rc=1 ;;
+        full) step package build_package && step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest || rc=1 ;;
         guest) step "$GUEST_NAME-rootfs" with_cache_lock fetch_rootfs "$GUEST_ROOTFS_PACKAGES" "$GUEST_NAME.tar" \
                  && step "$GUEST_NAME-guest" run_guest || rc=1 ;;
         kernel) ;;  # always done first
