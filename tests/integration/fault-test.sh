@@ -56,7 +56,7 @@ deletes_are() { prop_is TotalDeletes "t $1"; }
 remove() { local i; for i in $(seq "$1"); do touch "$T/work/$2$i"; done; (cd "$T/work" && ../ulk-frm -- "$2"*); }
 
 # ---- a tiny ring buffer under a storm
-config '{ "ring_buffer_kib": 4, "filters": ["comm=ulk-fstorm"] }'
+config '{ "ring_buffer_kib": 4, "filters": ["comm=ulk-fstorm", "op=unlink"] }'   # the storm also removes its per-thread directories
 daemon_start "$T/ring.err" "$BIN" --foreground --json --config="$T/unlinkd.json" >"$T/ring.json"
 daemon_wait_log 60 "$T/ring.err" "attached in"
 mkdir "$T/storm"

@@ -400,6 +400,7 @@ const std::vector<std::pair<std::string, std::string>> properties = {
     {"Version", "s"}, {"AttachMode", "s"}, {"RequestedAttachMode", "s"}, {"SupportedAttachModes", "as"},
     {"Filters", "as"}, {"TotalDeletes", "t"}, {"TotalFailures", "t"}, {"LostEvents", "t"},
     {"TrackedProcesses", "u"}, {"EvictedProcesses", "t"}, {"SuppressedSignals", "t"},
+    {"DeletesByOp", "a{st}"}, {"FailuresByOp", "a{st}"}, {"EventsUnstreamed", "t"}, {"LostExits", "t"},
 };
 
 std::function<void(Reply&)> message_has(const std::string& text, std::size_t max_length = 4096)
