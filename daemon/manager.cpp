@@ -299,8 +299,7 @@ void Manager::schedule_engine_work() { engine_work_.fire_in(switch_poll_usec); }
 int Manager::on_engine_work(sd_event_source*, std::uint64_t, void* self)
 {
     auto& m = *static_cast<Manager*>(self);
-    auto progress = m.engine_->advance();
-    if (progress.switch_done && m.switch_running_)
+    if (m.engine_->advance() && m.switch_running_)
         m.finish_switch(m.engine_->attached_mode());
     m.start_next_switch();  // after a switch, or once a load finished
     if (m.engine_->busy())

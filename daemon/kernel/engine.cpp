@@ -204,10 +204,10 @@ void Engine::start_load(Mode m)
     loading_ = Load{m, std::async(std::launch::async, [maps, m, id] { return ModeAttachment::load_with_id(*maps, m, id); })};
 }
 
-bool Engine::collect_load()
+void Engine::collect_load()
 {
     if (!loading_ || loading_->result.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
-        return false;
+        return;
     Mode m = loading_->mode;
     auto loaded = loading_->result.get();
     loading_.reset();
@@ -218,7 +218,6 @@ bool Engine::collect_load()
         spdlog::debug("{} mode preloaded for fast switches", mode_name(m));
         standby_[static_cast<size_t>(m)] = std::move(*loaded);
     }
-    return true;
 }
 
 std::optional<Mode> Engine::missing_standby() const
@@ -231,18 +230,19 @@ std::optional<Mode> Engine::missing_standby() const
     return std::nullopt;
 }
 
-Engine::Progress Engine::advance()
+bool Engine::advance()
 {
-    Progress p{continue_switch(), collect_load()};
+    bool switch_done = continue_switch();
+    collect_load();
     // Standbys wait for the switch: loading beside a hand-over would only
     // slow its drain, and the switch changes which modes want one.
-    if (p.switch_done && standbys_wanted_ && !loading_) {
+    if (switch_done && standbys_wanted_ && !loading_) {
         if (auto m = missing_standby())
             start_load(*m);
         else
             standbys_wanted_ = false;
     }
-    return p;
+    return switch_done;
 }
 
 std::size_t Engine::prepare_standbys()
@@ -392,7 +392,6 @@ std::size_t Engine::drain(std::size_t budget)
     delivered_ = 0;
     budget_ = budget == 0 ? 1 : budget;
     int n = ring_buffer__consume(ring_);
-    stopped_early_ = n == budget_spent;
     if (n < 0 && n != budget_spent)
         spdlog::warn("reading the ring buffer failed: {}", std::strerror(-n));
     return delivered_;

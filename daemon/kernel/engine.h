@@ -82,12 +82,9 @@ public:
 
     // The owner's loop calls this from a timer while busy(): detaches each
     // old attachment once the calls it claimed have returned, collects a
-    // finished load and starts the next one. Never waits.
-    struct Progress {
-        bool switch_done;  // no hand-over left
-        bool loaded;       // a load finished (a queued set_mode may now go on)
-    };
-    Progress advance();
+    // finished load and starts the next one. Never waits. True when no
+    // hand-over is left (switching() is false).
+    bool advance();
     // A hand-over, a load or wanted standbys remain.
     bool busy() const { return switching() || loading_ || standbys_wanted_; }
     // Loads every missing standby and waits for them (tests). The number
@@ -115,9 +112,8 @@ public:
     // the first `budget` of them: the loop serves its other sources (bus
     // calls) between slices of a storm.
     std::size_t drain(std::size_t budget = SIZE_MAX);
-    // drain() stopped at its budget with records left: call it again (the
-    // ring buffer's fd stays readable, so the loop does).
-    bool drain_stopped_early() const { return stopped_early_; }
+    // Records left after a slice keep the ring buffer's fd readable, so the
+    // loop calls drain() again.
 
     BpfMaps& maps() { return *maps_; }
 
@@ -129,8 +125,8 @@ private:
     // Loads `m` on a helper thread (one load at a time).
     void start_load(Mode m);
     // Takes a finished load into its standby slot, or its error into
-    // load_error_. Never waits. True when one was taken.
-    bool collect_load();
+    // load_error_. Never waits.
+    void collect_load();
     // The next mode that wants a standby, if any.
     std::optional<Mode> missing_standby() const;
     // `old` is replaced by attached_: it is drained, then detached.
@@ -168,7 +164,6 @@ private:
     std::int64_t realtime_offset_ns_ = 0;
     std::size_t delivered_ = 0;
     std::size_t budget_ = SIZE_MAX;
-    bool stopped_early_ = false;
 };
 
 // CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns.
