@@ -376,6 +376,7 @@ static __always_inline void on_exit(int result)
 	struct unlinkd_inflight fl;
 	struct unlinkd_totals *t;
 	bool streamed, unstreamed;
+	__u32 op;
 
 	if (!entry)
 		return;
@@ -389,9 +390,11 @@ static __always_inline void on_exit(int result)
 	t = get_totals();
 	if (!t)
 		return;
-	bump(result == 0 ? &t->deletes : &t->failures);
-	if (fl.op < UNLINKD_OP_COUNT)
-		bump(result == 0 ? &t->op_deletes[fl.op] : &t->op_failures[fl.op]);
+	/* One counter per op; user space sums them for the totals. The op is
+	 * one of two constants the programs set; the test bounds the index for
+	 * the verifier. */
+	op = fl.op == UNLINKD_OP_RMDIR ? UNLINKD_OP_RMDIR : UNLINKD_OP_UNLINK;
+	bump(result == 0 ? &t->op_deletes[op] : &t->op_failures[op]);
 	if (unstreamed)
 		bump(&t->events_unstreamed);
 	count_process(id, result, t);

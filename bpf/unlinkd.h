@@ -37,7 +37,7 @@
  * left (object_keeper) adopts them only from a build with the same ABI.
  * 0 is what builds before the field existed left there. Bump it with any
  * change to a map's key or value, a record, or an enum's values. */
-#define UNLINKD_ABI_VERSION 3
+#define UNLINKD_ABI_VERSION 4
 /* The audit login uid and session id when unset (AUDIT_UID_UNSET). */
 #define UNLINKD_ID_UNSET 4294967295u
 /* Threads that can be inside do_unlinkat or do_rmdir at once before entries are refused
@@ -100,8 +100,6 @@ struct unlinkd_process {
 
 /* Per-CPU totals: exact whatever the LRU evicts or the ring buffer drops. */
 struct unlinkd_totals {
-	__u64 deletes;
-	__u64 failures;
 	__u64 new_processes;      /* process entries created; evictions = this - live entries */
 	__u64 ringbuf_drops;      /* records that did not fit in the ring buffer */
 	__u64 inflight_overflows; /* deletions not tracked because the inflight map was full */
@@ -115,10 +113,10 @@ struct unlinkd_totals {
 	 * second was used up (unlinkd_config.stream_per_sec): journal and
 	 * signals report them as not logged / suppressed. */
 	__u64 events_unstreamed;
-	/* deletes and failures again, by enum unlinkd_op. Counters of their
-	 * own rather than an rmdir part to subtract: user space reads the
-	 * fields one by one while the programs bump them, and each counter
-	 * must only ever grow. */
+	/* Deletions and failures by enum unlinkd_op; the totals are their sums
+	 * (user space adds them: one add per call on the hot path, not two).
+	 * Each counter only ever grows, so a sum read while the programs bump
+	 * them never goes down either. */
 	__u64 op_deletes[UNLINKD_OP_COUNT];
 	__u64 op_failures[UNLINKD_OP_COUNT];
 };

@@ -10,8 +10,6 @@ Totals sum_totals(const std::vector<unlinkd_totals>& per_cpu, std::uint64_t trac
 {
     Totals t;
     for (const auto& c : per_cpu) {
-        t.deletes += c.deletes;
-        t.failures += c.failures;
         t.unlink_deletes += c.op_deletes[UNLINKD_OP_UNLINK];
         t.rmdir_deletes += c.op_deletes[UNLINKD_OP_RMDIR];
         t.unlink_failures += c.op_failures[UNLINKD_OP_UNLINK];
@@ -23,6 +21,8 @@ Totals sum_totals(const std::vector<unlinkd_totals>& per_cpu, std::uint64_t trac
         t.lost_exits += c.lost_exits;
         t.events_unstreamed += c.events_unstreamed;
     }
+    t.deletes = t.unlink_deletes + t.rmdir_deletes;
+    t.failures = t.unlink_failures + t.rmdir_failures;
     t.tracked_processes = tracked_processes;
     t.evicted_processes = t.new_processes > tracked_processes ? t.new_processes - tracked_processes : 0;
     return t;

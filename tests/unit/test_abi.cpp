@@ -17,7 +17,7 @@ static_assert(sizeof(unlinkd_process) == 72);
 static_assert(offsetof(unlinkd_process, pid) == 40);
 static_assert(offsetof(unlinkd_process, comm) == 48);
 static_assert(offsetof(unlinkd_process, loginuid) == 64);
-static_assert(sizeof(unlinkd_totals) == 12 * 8);
+static_assert(sizeof(unlinkd_totals) == 10 * 8);
 static_assert(sizeof(unlinkd_filter_key) == 24);
 static_assert(offsetof(unlinkd_filter_key, value) == 8);
 static_assert(sizeof(unlinkd_name_hash) == 16);

@@ -206,9 +206,6 @@ TEST_CASE("lost records never produce a wrong event", "[event]")
 TEST_CASE("totals sum over CPUs and derive evictions", "[aggregate]")
 {
     std::vector<unlinkd_totals> cpus(2);
-    cpus[0].deletes = 3;
-    cpus[1].deletes = 4;
-    cpus[0].failures = 1;
     cpus[1].new_processes = 10;
     cpus[0].ringbuf_drops = 2;
     cpus[0].op_deletes[UNLINKD_OP_UNLINK] = 3;
