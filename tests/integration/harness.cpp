@@ -252,8 +252,9 @@ bool reap(pid_t pid, int& exit_code)
     return true;
 }
 
-pid_t start_storm(const std::string& dir, const std::string& comm, unsigned count, unsigned threads)
+pid_t start_storm(const std::string& dir, const std::string& comm, unsigned count, unsigned threads, StormOps ops)
 {
+    const bool with_dirs = ops == StormOps::unlink_and_rmdir;
     return spawn({comm}, [&]() {
         std::vector<std::thread> workers;
         std::atomic<int> failed{0};
@@ -262,51 +263,23 @@ pid_t start_storm(const std::string& dir, const std::string& comm, unsigned coun
                 std::string sub = dir + "/" + comm + "-t" + std::to_string(t);
                 mkdir(sub.c_str(), 0755);
                 unsigned n = count / threads + (t < count % threads ? 1 : 0);
-                std::vector<std::string> names;
-                names.reserve(n);
+                std::vector<std::string> files, dirs;
+                files.reserve(n);
                 for (unsigned i = 0; i < n; ++i) {
-                    names.push_back(sub + "/" + std::to_string(i));
-                    int fd = open(names.back().c_str(), O_CREAT | O_WRONLY, 0644);
+                    files.push_back(sub + "/" + std::to_string(i));
+                    int fd = open(files.back().c_str(), O_CREAT | O_WRONLY, 0644);
                     if (fd < 0)
                         ++failed;
                     else
                         close(fd);
-                }
-                for (const auto& name : names)
-                    if (unlink(name.c_str()) != 0)
-                        ++failed;
-            });
-        }
-        for (auto& w : workers)
-            w.join();
-        return failed.load() == 0 ? 0 : 1;
-    });
-}
-
-pid_t start_mixed_storm(const std::string& dir, const std::string& comm, unsigned pairs, unsigned threads)
-{
-    return spawn({comm}, [&]() {
-        std::vector<std::thread> workers;
-        std::atomic<int> failed{0};
-        for (unsigned t = 0; t < threads; ++t) {
-            workers.emplace_back([&, t]() {
-                std::string sub = dir + "/" + comm + "-t" + std::to_string(t);
-                mkdir(sub.c_str(), 0755);
-                unsigned n = pairs / threads + (t < pairs % threads ? 1 : 0);
-                std::vector<std::string> files, dirs;
-                files.reserve(n);
-                dirs.reserve(n);
-                for (unsigned i = 0; i < n; ++i) {
-                    files.push_back(sub + "/f" + std::to_string(i));
-                    dirs.push_back(sub + "/d" + std::to_string(i));
-                    int fd = open(files.back().c_str(), O_CREAT | O_WRONLY, 0644);
-                    if (fd < 0 || mkdir(dirs.back().c_str(), 0755) != 0)
-                        ++failed;
-                    if (fd >= 0)
-                        close(fd);
+                    if (with_dirs) {
+                        dirs.push_back(sub + "/d" + std::to_string(i));
+                        if (mkdir(dirs.back().c_str(), 0755) != 0)
+                            ++failed;
+                    }
                 }
                 for (unsigned i = 0; i < n; ++i)
-                    if (unlink(files[i].c_str()) != 0 || rmdir(dirs[i].c_str()) != 0)
+                    if (unlink(files[i].c_str()) != 0 || (with_dirs && rmdir(dirs[i].c_str()) != 0))
                         ++failed;
             });
         }
@@ -331,7 +304,7 @@ Result<Mode> switch_mode(Engine& engine, RequestedMode requested)
         engine.advance();
         r = engine.set_mode(requested);
     }
-    while (!engine.advance().switch_done)
+    while (!engine.advance())
         std::this_thread::sleep_for(std::chrono::microseconds(200));
     return r;
 }

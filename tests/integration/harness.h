@@ -102,11 +102,12 @@ std::unique_ptr<EngineUnderTest> start_engine(Mode mode, const std::vector<std::
 
 // Starts a child that creates `count` files in `dir` and then deletes them
 // from `threads` threads. Returns its pid; wait with wait_child().
-pid_t start_storm(const std::string& dir, const std::string& comm, unsigned count, unsigned threads);
-// The same with directories: each thread creates its share of `pairs` files
-// and `pairs` empty directories, then deletes them alternately (unlink, rmdir,
-// unlink, ...): 2 * pairs deletions, half of each op.
-pid_t start_mixed_storm(const std::string& dir, const std::string& comm, unsigned pairs, unsigned threads);
+// StormOps::unlink_and_rmdir: each thread also creates as many empty directories and deletes
+// them alternately with the files (unlink, rmdir, unlink, ...): 2 * count
+// deletions, half of each op.
+enum class StormOps { unlink, unlink_and_rmdir };
+pid_t start_storm(const std::string& dir, const std::string& comm, unsigned count, unsigned threads,
+                  StormOps ops = StormOps::unlink);
 // True once `pid` has exited; stores its exit code.
 bool reap(pid_t pid, int& exit_code);
 

@@ -323,7 +323,7 @@ TEST_CASE("hand-overs during a mixed rmdir/unlink storm lose and double nothing"
     REQUIRE(current.ok());
     std::unique_ptr<ModeAttachment> attached = std::move(*current);
     auto before = bare.totals();
-    pid_t pid = start_mixed_storm(s.dir(), "ulk-mixsw", mixed_pairs, 2);
+    pid_t pid = start_storm(s.dir(), "ulk-mixsw", mixed_pairs, 2, StormOps::unlink_and_rmdir);
     int code = -1, switches = 0;
     size_t next = 1 % modes.size();
     while (!reap(pid, code)) {
@@ -353,7 +353,7 @@ TEST_CASE("Engine::set_mode during a mixed rmdir/unlink storm: exact totals", "[
     auto t = start_engine(modes[0], {"comm=ulk-mixmode"});
     t->engine->prepare_standbys();
     auto before = t->engine->totals();
-    pid_t pid = start_mixed_storm(s.dir(), "ulk-mixmode", mixed_pairs, 2);
+    pid_t pid = start_storm(s.dir(), "ulk-mixmode", mixed_pairs, 2, StormOps::unlink_and_rmdir);
     int code = -1;
     size_t i = 0, switches = 0;
     while (!reap(pid, code)) {
@@ -367,7 +367,7 @@ TEST_CASE("Engine::set_mode during a mixed rmdir/unlink storm: exact totals", "[
         switches += modes.size() > 1;
     }
     REQUIRE(code == 0);
-    t->drain_until([] { return false; }, std::chrono::milliseconds(200));
+    t->drain_all();  // the storm has exited: every record is written
     check_mixed_totals(before, t->engine->totals(), t->process(pid));
     // Every event delivered carries the op of its call; none is lost
     // without being counted as lost.

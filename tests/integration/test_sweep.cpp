@@ -45,7 +45,12 @@ constexpr const char* sub_path = "/org/unlinkd/Unlinkd1/Subscription";
 constexpr const char* iface = "org.unlinkd.Unlinkd1";
 constexpr const char* props = "org.freedesktop.DBus.Properties";
 constexpr uid_t nobody = 65534;
+// The contract's bound for root's answer after a case (issue 16): reported
+// as a figure, not asserted, since a loaded CI machine measures itself as
+// much as the daemon. What is asserted is that root is answered at all,
+// within hang_bound.
 constexpr auto answer_bound = std::chrono::milliseconds(100);
+constexpr auto hang_bound = std::chrono::seconds(5);
 
 const std::string invalid_args = "org.freedesktop.DBus.Error.InvalidArgs";
 const std::string access_denied = "org.freedesktop.DBus.Error.AccessDenied";
@@ -690,6 +695,7 @@ std::vector<std::string> unsupported_modes(sd_bus* root)
 struct Tally {
     std::map<std::string, std::pair<int, int>> groups;  // cases, failures
     std::chrono::microseconds slowest{0};
+    int over_bound = 0;  // root Gets after a case slower than answer_bound
     void print(const char* test) const
     {
         int total = 0, failed = 0;
@@ -698,37 +704,55 @@ struct Tally {
             total += n.first;
             failed += n.second;
         }
-        std::printf("FIGURE sweep %s: %d cases, %d failed, slowest root Get after a case %.1f ms\n", test, total,
-                    failed, slowest.count() / 1000.0);
+        std::printf("FIGURE sweep %s: %d cases, %d failed, slowest root Get after a case %.1f ms, %d over %lld ms\n",
+                    test, total, failed, slowest.count() / 1000.0, over_bound,
+                    static_cast<long long>(answer_bound.count()));
     }
 };
 
-// After a case: root's plain Get within the bound, the state as expected.
+// After a case: root's plain Get answered (its time a figure), the state as
+// expected.
 bool after_case(sd_bus* root, const Snapshot& expected, Tally& tally)
 {
     auto took = timed_get(root);
     tally.slowest = std::max(tally.slowest, took);
-    CHECK(took < answer_bound);
+    tally.over_bound += took >= answer_bound;
+    CHECK(took < hang_bound);
     auto now = snapshot(root);
     CHECK(now.filters == expected.filters);
     CHECK(now.attached == expected.attached);
     CHECK(now.requested == expected.requested);
     CHECK(now.deletes == expected.deletes);
     CHECK(now.failures == expected.failures);
-    return took < answer_bound && now == expected;
+    return took < hang_bound && now == expected;
 }
+
+// One daemon on a private system-like bus with the project's policy, root
+// connected, the known counts made and the state they leave (base).
+struct Sweep {
+    explicit Sweep(const std::vector<std::string>& extra_args = {})
+        : bus(policy_file()), d(daemon_args(bus.address(), extra_args)), root(connect_as(bus.address()))
+    {
+        REQUIRE(wait_for_name(root.get()));
+        known_counts(root.get());
+        base = snapshot(root.get());
+    }
+    PrivateSystemBus bus;
+    DaemonProcess d;
+    Bus root;
+    Snapshot base;
+};
 
 }  // namespace
 
 TEST_CASE("sweep: every method and property with bad input, as root and uid 65534", "[dbus][sweep]")
 {
-    PrivateSystemBus bus(policy_file());
-    DaemonProcess d(daemon_args(bus.address()));
-    auto root = connect_as(bus.address());
+    Sweep w;
+    auto& bus = w.bus;
+    auto& d = w.d;
+    auto& root = w.root;
+    const Snapshot& base = w.base;
     auto other = connect_as(bus.address(), nobody);
-    REQUIRE(wait_for_name(root.get()));
-    known_counts(root.get());
-    const Snapshot base = snapshot(root.get());
     REQUIRE(base.filters == std::vector<std::string>{"comm=ulk-sweep"});
 
     auto cases = sweep_cases(unsupported_modes(root.get()));
@@ -762,12 +786,10 @@ TEST_CASE("sweep: every method and property with bad input, as root and uid 6553
 
 TEST_CASE("sweep: many concurrent callers, good and bad calls mixed", "[dbus][sweep]")
 {
-    PrivateSystemBus bus(policy_file());
-    DaemonProcess d(daemon_args(bus.address()));
-    auto root = connect_as(bus.address());
-    REQUIRE(wait_for_name(root.get()));
-    known_counts(root.get());
-    const Snapshot base = snapshot(root.get());
+    Sweep w;
+    auto& bus = w.bus;
+    auto& root = w.root;
+    const Snapshot& base = w.base;
 
     // 32 clients (half root, half uid 65534), 25 calls each, all at once.
     constexpr int clients = 32, calls = 25;
@@ -812,12 +834,10 @@ TEST_CASE("sweep: many concurrent callers, good and bad calls mixed", "[dbus][sw
 
 TEST_CASE("sweep: 250 subscriber connections from one uid, then all gone", "[dbus][sweep]")
 {
-    PrivateSystemBus bus(policy_file());
-    DaemonProcess d(daemon_args(bus.address()));
-    auto root = connect_as(bus.address());
-    REQUIRE(wait_for_name(root.get()));
-    known_counts(root.get());
-    const Snapshot base = snapshot(root.get());
+    Sweep w;
+    auto& bus = w.bus;
+    auto& root = w.root;
+    const Snapshot& base = w.base;
     Tally tally;
 
     auto subscribe_all = [&](std::vector<Bus>& subs, int& accepted, int& refused) {
@@ -887,12 +907,11 @@ TEST_CASE("sweep: 250 subscriber connections from one uid, then all gone", "[dbu
 
 TEST_CASE("sweep: clients that disconnect in the middle of a call", "[dbus][sweep]")
 {
-    PrivateSystemBus bus(policy_file());
-    DaemonProcess d(daemon_args(bus.address()));
-    auto root = connect_as(bus.address());
-    REQUIRE(wait_for_name(root.get()));
-    known_counts(root.get());
-    const Snapshot base = snapshot(root.get());
+    Sweep w;
+    auto& bus = w.bus;
+    auto& d = w.d;
+    auto& root = w.root;
+    const Snapshot& base = w.base;
     Tally tally;
 
     // Each: a connection sends the call and closes before the reply.
@@ -930,19 +949,18 @@ TEST_CASE("sweep: clients that disconnect in the middle of a call", "[dbus][swee
 
 TEST_CASE("sweep: a subscriber that never reads its socket, during a storm", "[dbus][sweep]")
 {
-    PrivateSystemBus bus(policy_file());
     char config[] = "/tmp/unlinkd-sweep-config-XXXXXX";
     int fd = mkstemp(config);
     REQUIRE(fd >= 0);
     close(fd);
     // Every deletion a signal: the most the daemon can be asked to send.
     std::ofstream(config) << R"({ "max_signals_per_sec": 1000000 })";
-    DaemonProcess d(daemon_args(bus.address(), {std::string("--config=") + config}));
-    auto root = connect_as(bus.address());
-    REQUIRE(wait_for_name(root.get()));
-    known_counts(root.get());
-    Snapshot base = snapshot(root.get());
+    Sweep w({std::string("--config=") + config});
     unlink(config);
+    auto& bus = w.bus;
+    auto& d = w.d;
+    auto& root = w.root;
+    Snapshot base = w.base;
 
     // Subscribed, and a match for every broadcast too; then never read.
     std::vector<Bus> deaf;
