@@ -101,10 +101,9 @@ check "labels are op, mode, version and unit only" eq \
   "$(grep -v '^#' "$T/metrics.txt" | grep -o '[a-z_]*="' | sort -u | paste -sd' ')" 'mode=" op=" unit=" version="'
 check "promtool check metrics: no complaint" eq "$(promtool check metrics < "$T/metrics.txt" 2>&1)" ""
 # Another uid sees the totals but only its own processes, so no unit's
-# count; the reader group sees them all (the socket's service: a dynamic
-# user, SupplementaryGroups=adm).
-# (nobody: dbus-daemon refuses a uid without a passwd entry; a real
-# DynamicUser has one, through nss-systemd.)
+# count; the reader group sees them all (the socket's service: user
+# unlinkd-metrics, SupplementaryGroups=adm).
+# (nobody: dbus-daemon refuses a uid without a passwd entry.)
 units_as() { setpriv --reuid=65534 --regid=65534 "$@" "$CTL" --bus-address="$BUS" metrics \
   | awk '/^unlinkd_unit_deletes_total/ {u += $2} /^unlinkd_deletes_total/ {d += $2} END {print d, u}'; }
 check "as nobody: deletes 10, units 0" eq "$(units_as --clear-groups)" "10 0"
