@@ -32,6 +32,7 @@ RULES=/etc/polkit-1/rules.d/60-unlinkd-e2e.rules
 ADMIN=unlinkd-admin-test
 OTHER=unlinkd-other-test
 COMM=e2e-pk   # the deletions counted here: rm under this name
+HOLD=/run/unlinkd-e2e-pk-hold   # while it exists, polkit's answer for $ADMIN waits
 CHECK_WHAT="polkit: "
 DENIED=org.freedesktop.DBus.Error.AccessDenied
 INTERACTIVE=org.freedesktop.DBus.Error.InteractiveAuthorizationRequired
@@ -41,7 +42,7 @@ WORK=$(mktemp -d /tmp/unlinkd-e2e-pk.XXXXXX) || exit 1
 WORK=$(realpath "$WORK")
 cleanup() {
   systemctl unmask --runtime polkit.service >/dev/null 2>&1
-  rm -f "$RULES"
+  rm -f "$RULES" "$HOLD"
   userdel "$ADMIN" 2>/dev/null
   userdel "$OTHER" 2>/dev/null
   rm -rf "$WORK"
@@ -89,8 +90,11 @@ useradd --no-create-home --shell /usr/sbin/nologin "$OTHER" || exit 1
 cat > "$RULES" <<EOF
 polkit.addRule(function(action, subject) {
     if (action.id == "org.unlinkd.Unlinkd1.configure" || action.id == "org.unlinkd.Unlinkd1.reset") {
-        if (subject.user == "$ADMIN")
+        if (subject.user == "$ADMIN") {
+            // holds polkit's answer while the test's hold file exists
+            polkit.spawn(["/bin/sh", "-c", "while [ -e $HOLD ]; do sleep 0.05; done"]);
             return polkit.Result.YES;
+        }
         if (subject.user == "$OTHER")
             return polkit.Result.NO;
     }
@@ -139,6 +143,21 @@ out=$(call "$ADMIN" SetAttachMode string:"$mode")
 check "$ADMIN may SetAttachMode (the mode in force, $mode)" matches "$out" '^OK$'
 out=$(call "$OTHER" SetAttachMode string:"$mode")
 check "$OTHER's SetAttachMode gets AccessDenied" matches "$out" "^Error $DENIED: "
+
+# While polkit decides, the daemon goes on: polkit's answer for $ADMIN is
+# held (the rule waits for the hold file to go); root's calls are answered
+# meanwhile; then $ADMIN's request applies, as it was validated.
+touch "$HOLD"
+call "$ADMIN" SetFilters array:string:comm=$COMM,uid=1 > "$WORK/held.out" &
+held=$!
+check "polkit is holding $ADMIN's check (the rule's wait runs)" wait_for "$T" pgrep -u polkitd -f "while \\[ -e $HOLD"
+check "meanwhile root's SetFilters is answered" eq "$(call root SetFilters array:string:comm=$COMM,uid=2)" OK
+check "meanwhile root's filter is in force" eq "$(filters)" "[\"comm=$COMM\",\"uid=2\"]"
+check "$ADMIN's call is still waiting for polkit" kill -0 "$held"
+rm -f "$HOLD"
+wait "$held"
+check "once polkit answers, $ADMIN's SetFilters succeeds" eq "$(cat "$WORK/held.out")" OK
+check "$ADMIN's filter, as validated, is in force" eq "$(filters)" "[\"comm=$COMM\",\"uid=1\"]"
 
 # Reset
 check "root sets the filter comm=$COMM again" eq "$(call root SetFilters array:string:comm=$COMM)" OK
