@@ -14,6 +14,7 @@
 #   the refused user gets AccessDenied and nothing changes;
 #   uid 65534 without interaction allowed gets InteractiveAuthorizationRequired;
 #   a bad rule is InvalidArgs even for the refused user (checked before polkit);
+#   allowing interaction reaches polkit (which then fails with no agent);
 #   root works, and keeps working when polkit cannot run at all, while the
 #   granted user is then refused (AccessDenied).
 # Usage: polkit-checks.sh. Environment: UNLINKD_E2E_TIMEOUT (s, default 60).
@@ -75,6 +76,10 @@ delete_files() {
   "$WORK/$COMM" "$WORK"/f*
 }
 polkit_on_bus() { busctl --system status org.freedesktop.PolicyKit1 >/dev/null 2>&1; }
+name_owned() { busctl --system status "$BUS_NAME" >/dev/null 2>&1; }
+polkit_holding() { pgrep -u polkitd -f "while \\[ -e $HOLD" >/dev/null; }
+# the daemon's journal has a line matching the extended REGEX
+logged() { journalctl -q -u "$UNIT" --no-pager -o cat | grep -qE "$1"; }
 pkaction_defaults() { # ACTION: pkaction shows auth_admin_keep for any, inactive and active
   local out
   out=$(pkaction --action-id "$1" --verbose 2>&1)
@@ -113,7 +118,7 @@ for a in configure reset; do
 done
 
 check "systemctl start unlinkd succeeds" systemctl start "$UNIT"
-check "the bus name $BUS_NAME is owned" wait_for "$T" busctl --system status "$BUS_NAME"
+check "the bus name $BUS_NAME is owned" wait_for "$T" name_owned
 SAVED=$(filters)
 echo "INFO filters before: $SAVED"
 check "root sets the filter comm=$COMM" eq "$(call root SetFilters array:string:comm=$COMM)" OK
@@ -123,8 +128,8 @@ check "Filters reads back [comm=$COMM]" eq "$(filters)" "[\"comm=$COMM\"]"
 check "$ADMIN (granted by the rule) may SetFilters" \
   eq "$(call "$ADMIN" SetFilters array:string:comm=$COMM,uid=0)" OK
 check "$ADMIN's filter is in force: Filters reads back" eq "$(filters)" "[\"comm=$COMM\",\"uid=0\"]"
-check "the daemon logged $ADMIN's call as authorized by polkit" wait_for "$T" bash -c \
-  "journalctl -q -u $UNIT --no-pager | grep -q 'SetFilters from .* (uid $(id -u "$ADMIN")) authorized by polkit'"
+check "the daemon logged $ADMIN's call as authorized by polkit" \
+  wait_for "$T" logged "SetFilters from :[0-9.]+ \\(uid $(id -u "$ADMIN")\\) authorized by polkit"
 out=$(call "$OTHER" SetFilters array:string:comm=$COMM)
 check "$OTHER (refused by the rule) gets AccessDenied from polkit's answer" \
   matches "$out" "^Error $DENIED: polkit did not authorize org.unlinkd.Unlinkd1.configure"
@@ -150,7 +155,7 @@ check "$OTHER's SetAttachMode gets AccessDenied" matches "$out" "^Error $DENIED:
 touch "$HOLD"
 call "$ADMIN" SetFilters array:string:comm=$COMM,uid=1 > "$WORK/held.out" &
 held=$!
-check "polkit is holding $ADMIN's check (the rule's wait runs)" wait_for "$T" pgrep -u polkitd -f "while \\[ -e $HOLD"
+check "polkit is holding $ADMIN's check (the rule's wait runs)" wait_for "$T" polkit_holding
 check "meanwhile root's SetFilters is answered" eq "$(call root SetFilters array:string:comm=$COMM,uid=2)" OK
 check "meanwhile root's filter is in force" eq "$(filters)" "[\"comm=$COMM\",\"uid=2\"]"
 check "$ADMIN's call is still waiting for polkit" kill -0 "$held"
@@ -170,6 +175,14 @@ check "$OTHER's Reset gets AccessDenied" matches "$out" "^Error $DENIED: polkit 
 check "$OTHER's Reset changed nothing: TotalDeletes is still 3" eq "$(total_deletes)" 3
 out=$(call nobody Reset)
 check "uid 65534's Reset gets InteractiveAuthorizationRequired" matches "$out" "^Error $INTERACTIVE: "
+# Allowing interaction (busctl's --allow-interactive-authorization=yes) is
+# passed on to polkit, which then tries to authenticate instead of answering
+# with a challenge; with no authentication agent that fails: AccessDenied.
+# busctl prints any AccessDenied as "Access denied": the daemon's log says which.
+check "uid 65534's Reset allowing interaction is refused" bash -c '! setpriv --reuid=65534 --regid=65534 --clear-groups \
+  busctl --system --allow-interactive-authorization=yes call "$1" "$2" "$3" Reset 2>/dev/null' _ "$BUS_NAME" "$OBJ" "$IFACE"
+check "the daemon asked polkit allowing interaction: refused by polkit, not a challenge for the caller" \
+  wait_for "$T" logged "Reset from :[0-9.]+ \\(uid 65534\\) refused: polkit did not authorize org\\.unlinkd\\.Unlinkd1\\.reset"
 check "$ADMIN may Reset" eq "$(call "$ADMIN" Reset)" OK
 check "$ADMIN's Reset took effect: TotalDeletes is 0" eq "$(total_deletes)" 0
 
