@@ -15,6 +15,8 @@
 #   uid 65534 without interaction allowed gets InteractiveAuthorizationRequired;
 #   a bad rule is InvalidArgs even for the refused user (checked before polkit);
 #   allowing interaction reaches polkit (which then fails with no agent);
+#   while polkit decides (a rule holds its answer): root is answered, a
+#   caller may leave, the daemon may be restarted, without harm;
 #   root works, and keeps working when polkit cannot run at all, while the
 #   granted user is then refused (AccessDenied).
 # Usage: polkit-checks.sh. Environment: UNLINKD_E2E_TIMEOUT (s, default 60).
@@ -78,8 +80,9 @@ delete_files() {
 polkit_on_bus() { busctl --system status org.freedesktop.PolicyKit1 >/dev/null 2>&1; }
 name_owned() { busctl --system status "$BUS_NAME" >/dev/null 2>&1; }
 polkit_holding() { pgrep -u polkitd -f "while \\[ -e $HOLD" >/dev/null; }
-# the daemon's journal has a line matching the extended REGEX
+# the daemon's journal has a line matching the extended REGEX; how many
 logged() { journalctl -q -u "$UNIT" --no-pager -o cat | grep -qE "$1"; }
+log_count() { journalctl -q -u "$UNIT" --no-pager -o cat | grep -cE "$1"; }
 pkaction_defaults() { # ACTION: pkaction shows auth_admin_keep for any, inactive and active
   local out
   out=$(pkaction --action-id "$1" --verbose 2>&1)
@@ -163,6 +166,40 @@ rm -f "$HOLD"
 wait "$held"
 check "once polkit answers, $ADMIN's SetFilters succeeds" eq "$(cat "$WORK/held.out")" OK
 check "$ADMIN's filter, as validated, is in force" eq "$(filters)" "[\"comm=$COMM\",\"uid=1\"]"
+
+# The caller leaves while polkit decides: the answer finds no one to reply
+# to, and the daemon goes on.
+main=$(systemctl show -P MainPID "$UNIT")
+before=$(log_count "SetFilters from :[0-9.]+ \\(uid $(id -u "$ADMIN")\\) (authorized|refused)")
+touch "$HOLD"
+call "$ADMIN" SetFilters array:string:comm=$COMM,uid=3 > "$WORK/left.out" &
+left=$!
+check "polkit is holding $ADMIN's second check" wait_for "$T" polkit_holding
+client=$(pgrep -u "$ADMIN" -x dbus-send)
+check "$ADMIN's client (pid $client) is killed while polkit decides" kill -KILL "$client"
+rm -f "$HOLD"
+wait "$left"
+check "the daemon took polkit's late answer" wait_for "$T" bash -c \
+  '[ "$(journalctl -q -u "$1" --no-pager -o cat | grep -cE "$2")" -gt "$3" ]' _ "$UNIT" \
+  "SetFilters from :[0-9.]+ \\(uid $(id -u "$ADMIN")\\) (authorized|refused)" "$before"
+check "the daemon still runs, the same process (MainPID $main)" eq "$(systemctl show -P MainPID "$UNIT")" "$main"
+check "and answers root" eq "$(call root SetFilters array:string:comm=$COMM)" OK
+
+# The daemon is stopped (and started again) while polkit decides: the pending check goes with
+# it (no reply, no change from a process that is gone), and it stops cleanly.
+touch "$HOLD"
+call "$ADMIN" SetFilters array:string:comm=$COMM,uid=4 > "$WORK/torn.out" &
+torn=$!
+check "polkit is holding $ADMIN's third check" wait_for "$T" polkit_holding
+check "systemctl stop unlinkd while the check is pending succeeds" systemctl stop "$UNIT"
+check "the daemon exited cleanly (Result=success, exit status 0)" \
+  eq "$(systemctl show -P Result "$UNIT") $(systemctl show -P ExecMainStatus "$UNIT")" "success 0"
+check "systemctl start unlinkd succeeds" systemctl start "$UNIT"
+rm -f "$HOLD"
+wait "$torn"
+check "the caller whose check was pending got no success" bash -c '[ "$(cat "$1")" != OK ]' _ "$WORK/torn.out"
+check "the bus name $BUS_NAME is owned again" wait_for "$T" name_owned
+check "the pending request did not apply" bash -c '! grep -q uid=4 <<<"$1"' _ "$(filters)"
 
 # Reset
 check "root sets the filter comm=$COMM again" eq "$(call root SetFilters array:string:comm=$COMM)" OK
