@@ -6,7 +6,8 @@
 //
 // Exit codes scripts can trust: 0 ok; 1 other failure; 2 bad usage or input
 // the daemon rejected (InvalidArgs); 3 unlinkd is not running; 4 not
-// permitted (AccessDenied); 5 the kernel refuses the attach mode.
+// permitted (AccessDenied, InteractiveAuthorizationRequired); 5 the kernel
+// refuses the attach mode.
 #include <fcntl.h>
 #include <poll.h>
 #include <sdbus-c++/sdbus-c++.h>
@@ -127,8 +128,11 @@ auto guarded(const std::string& what, F&& f) -> decltype(f())
         return f();
     } catch (const sdbus::Error& e) {
         const auto& name = e.getName();
-        if (name == bus::error_access_denied)
-            throw Failure{denied, what + " needs root"};
+        // The daemon says why (polkit refused, needs authentication, or is
+        // not there). unlinkctl does not ask for interactive authorization:
+        // it has no authentication agent of its own.
+        if (name == bus::error_access_denied || name == "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")
+            throw Failure{denied, what + " was refused: " + e.getMessage()};
         if (name == bus::error_invalid_args)
             throw Failure{usage, e.getMessage()};
         if (name == bus::error_mode_unsupported)

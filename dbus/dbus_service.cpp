@@ -19,6 +19,7 @@
 #include "core/rate_limit.h"
 #include "core/recent_events.h"
 #include "event_loop.h"
+#include "polkit.h"
 #include "unlinkd1.h"
 #include "unlinkd1_adaptor.h"
 
@@ -26,7 +27,6 @@ namespace unlinkd {
 
 namespace {
 
-using bus::error_access_denied;
 using bus::error_invalid_args;
 using bus::error_limits_exceeded;
 using bus::error_mode_unsupported;
@@ -174,6 +174,9 @@ public:
     // subscriber each (see unlinkd1.h); its methods behave as the main one's.
     std::unique_ptr<Object> subscription_object_;
     std::unique_ptr<sdbus::IProxy> bus_driver_;
+    // Pending authorizations go with it: torn down first, so that no
+    // polkit answer reaches the objects or the Manager after teardown.
+    std::unique_ptr<Polkit> polkit_;
     std::unique_ptr<SdEventBus> binding_;
     std::map<std::string, Subscriber> subscribers_;
     EventSource retry_timer_;
@@ -221,11 +224,34 @@ private:
 
     std::string sender() { return getObject().getCurrentlyProcessedMessage()->getSender(); }
 
-    void require_root(const Caller& c, const char* what)
+    // Root changes state at once; any other caller once polkit says so
+    // (spec section 4). `apply` runs at most once, for the request exactly
+    // as it was validated, and answers through `reply`; a refusal is
+    // answered here. The check is asynchronous: the loop goes on while
+    // polkit (and perhaps a human) decides.
+    template <typename Apply, typename... R>
+    void authorized(const char* method, sdbus::Result<R...>&& result, Apply apply)
     {
-        if (!s_.policy_.may_change_state(c))
-            throw sdbus::Error(error_access_denied, std::string(what) + " changes unlinkd's state and needs root (caller uid " +
-                                                        std::to_string(c.uid) + ")");
+        auto c = caller();  // may throw: before the reply is taken over
+        const sdbus::Message* m = getObject().getCurrentlyProcessedMessage();
+        std::string who = m->getSender();
+        bool interactive = allows_interactive_authorization(*m);
+        LaterReply<R...> reply(std::move(result), s_.connected_);
+        if (s_.policy_.may_change_state_directly(c)) {
+            apply(reply, c);
+            return;
+        }
+        std::string action(polkit_action_id(state_change_of(method)));
+        s_.polkit_->check(who, action, interactive,
+                          [reply, apply = std::move(apply), c, method, who, action](const Authorization& a) {
+                              if (!a.allowed) {
+                                  spdlog::info("{} from {} (uid {}) refused: {}", method, who, c.uid, a.message);
+                                  reply.fail(a.error.c_str(), a.message);
+                                  return;
+                              }
+                              spdlog::info("{} from {} (uid {}) authorized by polkit ({})", method, who, c.uid, action);
+                              apply(reply, c);
+                          });
     }
 
     // Argument checks are pure (core/bus_args.h); a failed one is InvalidArgs.
@@ -289,32 +315,39 @@ private:
     void SetFilters(sdbus::Result<>&& result, std::vector<std::string> rules) override
     {
         require_valid(check_filter_rules(rules));
-        require_root(caller(), "SetFilters");
-        if (auto r = s_.control_.set_filters(rules); !r)
-            throw sdbus::Error(r.error().code == EINVAL ? error_invalid_args : error_failed, r.error().message);
-        spdlog::info("filters set over D-Bus: {} rule(s)", rules.size());
-        result.returnResults();
+        authorized("SetFilters", std::move(result), [&s = s_, rules](const LaterReply<>& reply, const Caller& c) {
+            if (auto r = s.control_.set_filters(rules); !r) {
+                reply.fail(r.error().code == EINVAL ? error_invalid_args : error_failed, r.error().message);
+                return;
+            }
+            spdlog::info("filters set over D-Bus by uid {}: {} rule(s)", c.uid, rules.size());
+            reply.ok();
+        });
     }
 
     void SetAttachMode(sdbus::Result<std::string>&& result, std::string mode) override
     {
         auto requested = require_valid(check_attach_mode(mode));
-        require_root(caller(), "SetAttachMode");
-        s_.control_.set_mode(requested, [reply = LaterReply<std::string>(std::move(result), s_.connected_)](const Result<Mode>& r) {
-            if (r)
-                reply.ok(std::string(mode_name(*r)));
-            else
-                reply.fail(error_mode_unsupported, r.error().message);
+        authorized("SetAttachMode", std::move(result), [&s = s_, requested](const LaterReply<std::string>& reply, const Caller&) {
+            s.control_.set_mode(requested, [reply](const Result<Mode>& r) {
+                if (r)
+                    reply.ok(std::string(mode_name(*r)));
+                else
+                    reply.fail(error_mode_unsupported, r.error().message);
+            });
         });
     }
 
     void Reset(sdbus::Result<>&& result) override
     {
-        require_root(caller(), "Reset");
-        if (auto r = s_.control_.reset(); !r)
-            throw sdbus::Error(error_failed, r.error().message);
-        spdlog::info("counts reset over D-Bus");
-        result.returnResults();
+        authorized("Reset", std::move(result), [&s = s_](const LaterReply<>& reply, const Caller& c) {
+            if (auto r = s.control_.reset(); !r) {
+                reply.fail(error_failed, r.error().message);
+                return;
+            }
+            spdlog::info("counts reset over D-Bus by uid {}", c.uid);
+            reply.ok();
+        });
     }
 
     std::vector<sdbus::Struct<std::string, bool, std::string>> GetModeInfo() override
@@ -415,6 +448,7 @@ void BusService::State::connect()
         connected_ = std::make_shared<bool>(true);
         bus_driver_ = sdbus::createProxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
         bus_driver_->finishRegistration();
+        polkit_ = std::make_unique<Polkit>(*connection_);
         object_ = std::make_unique<Object>(*connection_, *this, bus::object_path);
         subscription_object_ = std::make_unique<Object>(*connection_, *this, bus::subscription_path);
         connection_->requestName(bus::name);
@@ -450,6 +484,7 @@ void BusService::State::connect()
 void BusService::State::teardown()
 {
     *connected_ = false;
+    polkit_.reset();
     binding_.reset();
     subscribers_.clear();
     subscription_object_.reset();

@@ -20,8 +20,9 @@ packages=(
   prometheus systemd-journal-remote curl
   # systemd's dbus.service for the container's system bus (tests/systemd)
   dbus
-  # systemd as PID 1 in a container (tests/systemd)
-  systemd-container
+  # systemd as PID 1 in a container (tests/systemd); the real polkitd that
+  # authorizes non-root callers there; xmllint checks the polkit action file
+  systemd-container polkitd libxml2-utils
   # the qemu guest of the vm suite (tests/vm)
   qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils zstd file
 )

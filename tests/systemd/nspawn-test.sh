@@ -6,7 +6,8 @@
 # to a tmpfs, so apt and dpkg work and nothing reaches the host) with a real
 # dbus-daemon and a real journald, and inside, as systemd units:
 # package-checks.sh install (apt installs the .deb), service-checks.sh
-# (everything a user does with the service), package-checks.sh remove (apt
+# (everything a user does with the service), polkit-checks.sh (who may
+# change state, with the real polkitd), package-checks.sh remove (apt
 # remove and purge leave nothing).
 #
 # Usage (as root): nspawn-test.sh BUILD_DIR [SOURCE_DIR]
@@ -30,8 +31,8 @@
 # BUILD_DIR/packaging/deb/.
 #
 # Packages (Debian 12) beyond a build: systemd-container (systemd-nspawn),
-# dbus (dbus.service for the container), jq, bpftool, dpkg-dev, debhelper,
-# lintian, scdoc.
+# dbus (dbus.service for the container), polkitd (polkit-checks.sh),
+# libxml2-utils (xmllint), jq, bpftool, dpkg-dev, debhelper, lintian, scdoc.
 #
 # The container is always torn down, and afterwards the host is checked for
 # leftovers: no process of the container, none of the BPF programs, links or
@@ -122,6 +123,8 @@ inner() {
     [ "$isolate" = 1 ] && opts+=(--isolate)
     run_in_container unlinkd-e2e-checks service-checks.log \
       /run/unlinkd-e2e/harness/systemd/service-checks.sh "${opts[@]}" || rc=$?
+    run_in_container unlinkd-e2e-polkit polkit-checks.log \
+      /run/unlinkd-e2e/harness/systemd/polkit-checks.sh || rc=$?
     run_in_container unlinkd-e2e-remove package-checks-remove.log \
       /run/unlinkd-e2e/harness/systemd/package-checks.sh remove || rc=$?
   fi
@@ -167,11 +170,12 @@ finish() {
 
 [ "$(id -u)" = 0 ] || { echo "nspawn-test: must run as root (systemd-nspawn, BPF)" >&2; exit 1; }
 missing=()
-for c in systemd-nspawn unshare nsenter bpftool jq perl dbus-daemon dpkg-buildpackage lintian; do
+for c in systemd-nspawn unshare nsenter bpftool jq perl dbus-daemon dpkg-buildpackage lintian xmllint pkaction; do
   command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 [ -f /lib/systemd/system/dbus.service ] || missing+=("dbus.service (package dbus)")
 [ -x /lib/systemd/systemd ] || missing+=("/lib/systemd/systemd (package systemd)")
+[ -x /usr/lib/polkit-1/polkitd ] || missing+=("polkitd (package polkitd)")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "nspawn-test: missing ${missing[*]}; run packaging/install-build-deps.sh" >&2
   exit 1
@@ -203,7 +207,7 @@ check "the package $UNLINKD_E2E_DEB is a Debian package named unlinkd" \
 cp "$UNLINKD_E2E_DEB" "$STAGE/deb/unlinkd_$(dpkg-deb -f "$UNLINKD_E2E_DEB" Version)_amd64.deb"
 echo "INFO package: $(ls "$STAGE/deb")"
 # service-checks.sh and the library it sources, in the layout of tests/
-cp "$HERE/service-checks.sh" "$HERE/package-checks.sh" "$STAGE/harness/systemd/"
+cp "$HERE/service-checks.sh" "$HERE/package-checks.sh" "$HERE/polkit-checks.sh" "$STAGE/harness/systemd/"
 cp "$HERE/../lib/check.sh" "$STAGE/harness/lib/"
 
 # service-checks.sh recognises our BPF programs by name: every program of
@@ -218,7 +222,7 @@ echo "INFO host before: unlinkd processes: $(pgrep -a -x unlinkd | tr '\n' ';' |
 
 rc=0
 unshare -m --propagation private "$SELF" --inner "$STAGE" "$OUT" "$MODE" "$ISOLATE" "$TMO" || rc=$?
-for log in package-checks-install service-checks package-checks-remove; do
+for log in package-checks-install service-checks polkit-checks package-checks-remove; do
   check "$log.sh in the container: RESULT PASS" grep -q '^RESULT PASS' "$OUT/$log.log"
 done
 check "the checks in the container exit 0 (exit $rc)" eq "$rc" 0

@@ -43,6 +43,7 @@ do_install() {
            /usr/share/dbus-1/system.d/org.unlinkd.Unlinkd1.conf \
            /usr/share/dbus-1/system-services/org.unlinkd.Unlinkd1.service \
            /usr/share/dbus-1/interfaces/org.unlinkd.Unlinkd1.xml \
+           /usr/share/polkit-1/actions/org.unlinkd.Unlinkd1.policy \
            /usr/lib/systemd/catalog/unlinkd.catalog /etc/unlinkd/unlinkd.json \
            /usr/share/man/man8/unlinkd.8.gz /usr/share/man/man1/unlinkctl.1.gz \
            /usr/share/man/man5/unlinkd.json.5.gz /usr/share/bash-completion/completions/unlinkctl; do

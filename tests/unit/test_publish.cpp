@@ -7,13 +7,13 @@
 
 using namespace unlinkd;
 
-TEST_CASE("only root changes state; root and the reader group see everything", "[access]")
+TEST_CASE("only root changes state without polkit; root and the reader group see everything", "[access]")
 {
     AccessPolicy policy({4});  // gid 4: adm
     Caller root{0, {}}, reader{1000, {100, 4}}, user{1000, {100}}, other{1001, {100}};
-    CHECK(policy.may_change_state(root));
-    CHECK_FALSE(policy.may_change_state(reader));
-    CHECK_FALSE(policy.may_change_state(user));
+    CHECK(policy.may_change_state_directly(root));
+    CHECK_FALSE(policy.may_change_state_directly(reader));
+    CHECK_FALSE(policy.may_change_state_directly(user));
     CHECK(policy.sees_all(root));
     CHECK(policy.sees_all(reader));
     CHECK_FALSE(policy.sees_all(user));
@@ -24,6 +24,47 @@ TEST_CASE("only root changes state; root and the reader group see everything", "
     AccessPolicy no_group;  // the reader group does not exist here
     CHECK_FALSE(no_group.sees_all(reader));
     CHECK(no_group.sees_all(root));
+}
+
+TEST_CASE("polkit: one action per method, its answers and its absence", "[access][polkit]")
+{
+    CHECK(polkit_action_id(state_change_of("SetFilters")) == "org.unlinkd.Unlinkd1.configure");
+    CHECK(polkit_action_id(state_change_of("SetAttachMode")) == "org.unlinkd.Unlinkd1.configure");
+    CHECK(polkit_action_id(state_change_of("Reset")) == "org.unlinkd.Unlinkd1.reset");
+    // Interactive checks wait for a human: longer than sd-bus's default 25 s.
+    CHECK(polkit_timeout_usec(false) == 25'000'000);
+    CHECK(polkit_timeout_usec(true) > polkit_timeout_usec(false));
+
+    const std::string denied = "org.freedesktop.DBus.Error.AccessDenied";
+    const std::string interactive = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
+    const std::string action = "org.unlinkd.Unlinkd1.configure";
+    CHECK(polkit_verdict(action, true, false, false).allowed);
+    CHECK(polkit_verdict(action, true, false, true).allowed);
+    auto no = polkit_verdict(action, false, false, true);
+    CHECK_FALSE(no.allowed);
+    CHECK(no.error == denied);
+    CHECK_THAT(no.message, Catch::Contains(action));
+    // A challenge without interaction allowed: the caller may retry with it.
+    auto challenge = polkit_verdict(action, false, true, false);
+    CHECK_FALSE(challenge.allowed);
+    CHECK(challenge.error == interactive);
+    // Interaction was allowed and still a challenge: authentication failed.
+    auto failed = polkit_verdict(action, false, true, true);
+    CHECK_FALSE(failed.allowed);
+    CHECK(failed.error == denied);
+
+    auto absent = polkit_unavailable(action, "org.freedesktop.DBus.Error.ServiceUnknown", "The name is not activatable");
+    CHECK_FALSE(absent.allowed);
+    CHECK(absent.error == denied);
+    CHECK_THAT(absent.message, Catch::Contains("polkit is not on the bus"));
+    auto gone = polkit_unavailable(action, "org.freedesktop.DBus.Error.NameHasNoOwner", "");
+    CHECK_THAT(gone.message, Catch::Contains("polkit is not on the bus"));
+    auto slow = polkit_unavailable(action, "org.freedesktop.DBus.Error.NoReply", "Method call timed out");
+    CHECK(slow.error == denied);
+    CHECK_THAT(slow.message, Catch::Contains("polkit did not answer in time"));
+    auto broken = polkit_unavailable(action, "org.freedesktop.PolicyKit1.Error.Failed", "boom");
+    CHECK(broken.error == denied);
+    CHECK_THAT(broken.message, Catch::Contains("org.freedesktop.PolicyKit1.Error.Failed: boom"));
 }
 
 TEST_CASE("the rate limiter lets per_second through in each window and counts the rest", "[rate]")
