@@ -36,7 +36,7 @@ mkdir -p "$tree"
 rm -rf "$tree/debian"
 cp -a "$SRC/packaging/debian" "$tree/debian"
 
-rm -f "$OUT"/unlinkd_* "$OUT"/unlinkd-dbgsym_* "$OUT/tree.sha1"
+rm -f "$OUT"/unlinkd_* "$OUT"/unlinkd-dbgsym_* "$OUT"/unlinkd-monitor_* "$OUT"/unlinkd-monitor-dbgsym_* "$OUT/tree.sha1"
 jobs=$(nproc)
 echo "build-deb: dpkg-buildpackage in $tree (log: $OUT/build.log)"
 if ! (cd "$tree" && DEB_BUILD_OPTIONS="parallel=$jobs ${DEB_BUILD_OPTIONS:-}" dpkg-buildpackage -us -uc -b) > "$OUT/build.log" 2>&1; then
@@ -44,7 +44,10 @@ if ! (cd "$tree" && DEB_BUILD_OPTIONS="parallel=$jobs ${DEB_BUILD_OPTIONS:-}" dp
   echo "build-deb: dpkg-buildpackage failed" >&2
   exit 1
 fi
-mv "$WORK"/unlinkd_* "$WORK"/unlinkd-dbgsym_* "$OUT/" 2>/dev/null || mv "$WORK"/unlinkd_* "$OUT/"
+# The .changes names both packages (unlinkd, unlinkd-monitor): lintian
+# finds the .debs beside it.
+mv "$WORK"/unlinkd_* "$WORK"/unlinkd-monitor_* "$OUT/"
+mv "$WORK"/unlinkd-dbgsym_* "$WORK"/unlinkd-monitor-dbgsym_* "$OUT/" 2>/dev/null || true
 ls "$OUT"/unlinkd_*.deb
 # lintian: errors fail the build; warnings are listed (justified in
 # packaging/debian/README.lintian or fixed)

@@ -7,6 +7,8 @@ packages=(
   # build
   meson ninja-build pkg-config g++ clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
   libsystemd-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsdbus-c++-dev libsdbus-c++-bin
+  # unlinkd-monitor (GTK 4; gdbus-codegen) and its test: an X server, a font
+  libgtkmm-4.0-dev libglib2.0-dev-bin xvfb xauth fonts-dejavu-core
   # man pages
   scdoc
   # the Debian package (packaging/build-deb.sh) and its test: man in the container

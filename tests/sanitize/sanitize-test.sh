@@ -23,6 +23,8 @@ fi
 # Only what the suites below run.
 targets=(unit-tests unlinkd unlinkctl unlinkd-integration-tests storm)
 for t in escape filter config record bus-args; do targets+=("fuzz-$t-regress"); done
+# The unit suite holds unlinkd-monitor's model tests when gtkmm is there (-Dmonitor).
+if meson introspect "$S" --tests | grep -q '"name": "monitor-model"'; then targets+=(monitor-model-tests); fi
 nice -n 10 meson compile -C "$S" "${targets[@]}"
 built=$EPOCHSECONDS
 
