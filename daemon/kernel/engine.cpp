@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,9 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
         int err = errno;
         return Error{err, std::string("cannot open the ring buffer: ") + std::strerror(err)};
     }
+    // libbpf parsed the kernel's BTF for every load (megabytes) and freed
+    // it: hand the freed heap back to the kernel instead of keeping it.
+    malloc_trim(0);
     return e;
 }
 
@@ -218,6 +222,7 @@ void Engine::collect_load()
         spdlog::debug("{} mode preloaded for fast switches", mode_name(m));
         standby_[static_cast<size_t>(m)] = std::move(*loaded);
     }
+    malloc_trim(0);  // the load's BTF, freed (see Engine::make)
 }
 
 std::optional<Mode> Engine::missing_standby() const
