@@ -131,7 +131,7 @@ auto guarded(const std::string& what, F&& f) -> decltype(f())
         // The daemon says why (polkit refused, needs authentication, or is
         // not there). unlinkctl does not ask for interactive authorization:
         // it has no authentication agent of its own.
-        if (name == bus::error_access_denied || name == "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")
+        if (name == bus::error_access_denied || name == bus::error_interactive_required)
             throw Failure{denied, what + " was refused: " + e.getMessage()};
         if (name == bus::error_invalid_args)
             throw Failure{usage, e.getMessage()};

@@ -230,7 +230,7 @@ private:
     // answered here. The check is asynchronous: the loop goes on while
     // polkit (and perhaps a human) decides.
     template <typename Apply, typename... R>
-    void authorized(const char* method, sdbus::Result<R...>&& result, Apply apply)
+    void authorized(const char* method, StateChange change, sdbus::Result<R...>&& result, Apply apply)
     {
         auto c = caller();  // may throw: before the reply is taken over
         const sdbus::Message* m = getObject().getCurrentlyProcessedMessage();
@@ -241,7 +241,7 @@ private:
             apply(reply, c);
             return;
         }
-        std::string action(polkit_action_id(state_change_of(method)));
+        std::string action(polkit_action_id(change));
         s_.polkit_->check(who, action, interactive,
                           [reply, apply = std::move(apply), c, method, who, action](const Authorization& a) {
                               if (!a.allowed) {
@@ -315,7 +315,8 @@ private:
     void SetFilters(sdbus::Result<>&& result, std::vector<std::string> rules) override
     {
         require_valid(check_filter_rules(rules));
-        authorized("SetFilters", std::move(result), [&s = s_, rules](const LaterReply<>& reply, const Caller& c) {
+        authorized("SetFilters", StateChange::configure, std::move(result),
+                   [&s = s_, rules](const LaterReply<>& reply, const Caller& c) {
             if (auto r = s.control_.set_filters(rules); !r) {
                 reply.fail(r.error().code == EINVAL ? error_invalid_args : error_failed, r.error().message);
                 return;
@@ -328,7 +329,8 @@ private:
     void SetAttachMode(sdbus::Result<std::string>&& result, std::string mode) override
     {
         auto requested = require_valid(check_attach_mode(mode));
-        authorized("SetAttachMode", std::move(result), [&s = s_, requested](const LaterReply<std::string>& reply, const Caller&) {
+        authorized("SetAttachMode", StateChange::configure, std::move(result),
+                   [&s = s_, requested](const LaterReply<std::string>& reply, const Caller&) {
             s.control_.set_mode(requested, [reply](const Result<Mode>& r) {
                 if (r)
                     reply.ok(std::string(mode_name(*r)));
@@ -340,7 +342,7 @@ private:
 
     void Reset(sdbus::Result<>&& result) override
     {
-        authorized("Reset", std::move(result), [&s = s_](const LaterReply<>& reply, const Caller& c) {
+        authorized("Reset", StateChange::reset, std::move(result), [&s = s_](const LaterReply<>& reply, const Caller& c) {
             if (auto r = s.control_.reset(); !r) {
                 reply.fail(error_failed, r.error().message);
                 return;

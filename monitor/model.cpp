@@ -121,7 +121,7 @@ std::string format_time(std::uint64_t usec)
 
 std::string format_result(std::int32_t result) { return unlinkd::errno_name(result); }
 
-std::string format_id(std::uint32_t id) { return id == unset_id ? "-" : std::to_string(id); }
+std::string format_id(std::uint32_t id) { return id == UNLINKD_ID_UNSET ? "-" : std::to_string(id); }
 
 nlohmann::json Model::dump() const
 {

@@ -13,13 +13,13 @@
 #include <string>
 #include <vector>
 
-namespace monitor {
+#include "unlinkd.h"  // UNLINKD_ID_UNSET: the API's "not set" login uid
 
-inline constexpr std::uint32_t unset_id = 4294967295u;   // loginuid when unset
+namespace monitor {
 
 // One record of GetTopProcesses / Summary: a(uuusttts).
 struct ProcessRow {
-    std::uint32_t pid = 0, uid = 0, loginuid = unset_id;
+    std::uint32_t pid = 0, uid = 0, loginuid = UNLINKD_ID_UNSET;
     std::string comm;
     std::uint64_t deletes = 0, failures = 0, last_usec = 0;
     std::string unit;
@@ -29,7 +29,7 @@ struct ProcessRow {
 // One record of Deleted / GetRecentEvents: (tuuusssiss).
 struct EventRow {
     std::uint64_t time_usec = 0;
-    std::uint32_t pid = 0, uid = 0, loginuid = unset_id;
+    std::uint32_t pid = 0, uid = 0, loginuid = UNLINKD_ID_UNSET;
     std::string comm, exe, path;
     std::int32_t result = 0;
     std::string unit, op;

@@ -31,15 +31,16 @@
 #include <string>
 #include <vector>
 
+#include "core/bus_names.h"
 #include "model.h"
 #include "unlinkd1-interface-info.h"
 
 namespace {
 
-constexpr const char* bus_name = "org.unlinkd.Unlinkd1";
-constexpr const char* object_path = "/org/unlinkd/Unlinkd1";
-constexpr const char* subscription_path = "/org/unlinkd/Unlinkd1/Subscription";
-constexpr const char* iface = "org.unlinkd.Unlinkd1";
+constexpr const char* bus_name = unlinkd::bus::name;
+using unlinkd::bus::object_path;
+using unlinkd::bus::subscription_path;
+constexpr const char* iface = unlinkd::bus::interface_name;
 constexpr const char* props_iface = "org.freedesktop.DBus.Properties";
 
 // The UI takes queued signals at this period: a storm of signals costs a

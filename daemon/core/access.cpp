@@ -1,5 +1,7 @@
 #include "access.h"
 
+#include "bus_names.h"
+
 #include <algorithm>
 #include <string>
 
@@ -12,11 +14,6 @@ bool AccessPolicy::sees_all(const Caller& c) const
     return std::any_of(c.groups.begin(), c.groups.end(), [this](std::uint32_t g) {
         return std::find(reader_gids_.begin(), reader_gids_.end(), g) != reader_gids_.end();
     });
-}
-
-StateChange state_change_of(std::string_view method)
-{
-    return method == "Reset" ? StateChange::reset : StateChange::configure;
 }
 
 std::string_view polkit_action_id(StateChange change)
@@ -35,12 +32,8 @@ std::uint64_t polkit_timeout_usec(bool interactive)
     return interactive ? 300'000'000 : 25'000'000;
 }
 
-namespace {
-
-constexpr const char* access_denied = "org.freedesktop.DBus.Error.AccessDenied";
-constexpr const char* interactive_required = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
-
-}  // namespace
+using bus::error_access_denied;
+using bus::error_interactive_required;
 
 Authorization polkit_verdict(std::string_view action, bool is_authorized, bool is_challenge, bool interactive)
 {
@@ -48,11 +41,11 @@ Authorization polkit_verdict(std::string_view action, bool is_authorized, bool i
         return {true, {}, {}};
     std::string a(action);
     if (is_challenge && !interactive)
-        return {false, interactive_required,
+        return {false, error_interactive_required,
                 "polkit requires authentication for " + a + "; call again allowing interactive authorization"};
     if (is_challenge)
-        return {false, access_denied, "polkit did not authorize " + a + ": authentication did not succeed"};
-    return {false, access_denied, "polkit did not authorize " + a + " for this caller"};
+        return {false, error_access_denied, "polkit did not authorize " + a + ": authentication did not succeed"};
+    return {false, error_access_denied, "polkit did not authorize " + a + " for this caller"};
 }
 
 Authorization polkit_unavailable(std::string_view action, std::string_view error, std::string_view message)
@@ -65,7 +58,7 @@ Authorization polkit_unavailable(std::string_view action, std::string_view error
         why = "polkit did not answer in time";
     else
         why = "polkit failed (" + std::string(error) + ": " + std::string(message) + ")";
-    return {false, access_denied,
+    return {false, error_access_denied,
             "only root may do this without polkit, and " + why + "; cannot authorize " + std::string(action)};
 }
 

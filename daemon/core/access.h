@@ -40,9 +40,8 @@ private:
 // is dbus/polkit.cpp; every decision about it is here, once.
 enum class StateChange { configure, reset };
 
-// The method's action: SetFilters and SetAttachMode configure, Reset resets.
+// The change's action: SetFilters and SetAttachMode configure, Reset resets.
 // Both are declared in org.unlinkd.Unlinkd1.policy (polkit's actions dir).
-StateChange state_change_of(std::string_view method);
 std::string_view polkit_action_id(StateChange change);
 
 // How long polkit may take to answer. Non-interactive checks are answered

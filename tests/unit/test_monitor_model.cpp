@@ -115,6 +115,6 @@ TEST_CASE("monitor model: the dump", "[monitor]")
     REQUIRE(d["events"].size() == 1);
     CHECK(d["events"][0]["result_text"] == "ENOENT");
     CHECK(monitor::format_result(0) == "ok");
-    CHECK(monitor::format_id(monitor::unset_id) == "-");
+    CHECK(monitor::format_id(4294967295u) == "-");
     CHECK(monitor::format_time(1'700'000'000'123'456).size() == 12);   // HH:MM:SS.mmm
 }

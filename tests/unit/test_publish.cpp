@@ -26,11 +26,10 @@ TEST_CASE("only root changes state without polkit; root and the reader group see
     CHECK(no_group.sees_all(root));
 }
 
-TEST_CASE("polkit: one action per method, its answers and its absence", "[access][polkit]")
+TEST_CASE("polkit: one action per kind of change, its answers and its absence", "[access][polkit]")
 {
-    CHECK(polkit_action_id(state_change_of("SetFilters")) == "org.unlinkd.Unlinkd1.configure");
-    CHECK(polkit_action_id(state_change_of("SetAttachMode")) == "org.unlinkd.Unlinkd1.configure");
-    CHECK(polkit_action_id(state_change_of("Reset")) == "org.unlinkd.Unlinkd1.reset");
+    CHECK(polkit_action_id(StateChange::configure) == "org.unlinkd.Unlinkd1.configure");
+    CHECK(polkit_action_id(StateChange::reset) == "org.unlinkd.Unlinkd1.reset");
     // Interactive checks wait for a human: longer than sd-bus's default 25 s.
     CHECK(polkit_timeout_usec(false) == 25'000'000);
     CHECK(polkit_timeout_usec(true) > polkit_timeout_usec(false));
