@@ -28,15 +28,12 @@ if [ -z "${UNLINKD_METRICS_NS:-}" ]; then
 fi
 # shellcheck source-path=SCRIPTDIR source=../lib/check.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/check.sh"
-for tool in prometheus promtool systemd-socket-activate curl jq /lib/systemd/systemd-journal-remote \
-            /lib/systemd/systemd-journal-upload; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: run packaging/install-build-deps.sh" >&2; exit 1; }
-done
+require_tools prometheus promtool systemd-socket-activate curl jq /lib/systemd/systemd-journal-remote \
+  /lib/systemd/systemd-journal-upload
 
 T=$(mktemp -d /tmp/unlinkd-metrics-XXXXXX); mount -t tmpfs tmpfs "$T"; chmod 755 "$T"
 export STATE_DIRECTORY=$T/state UNLINKD_PIN_DIR=/sys/fs/bpf/unlinkd-metrics-$$
 ACT_PID= PROM_PID= REMOTE_PID=
-stop_pid() { [ -z "$1" ] || { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }; }
 cleanup() {
   stop_pid "$PROM_PID"; stop_pid "$ACT_PID"; stop_pid "$REMOTE_PID"
   daemon_stop || true

@@ -25,21 +25,20 @@
 #     are running again and show new deletions live (re-subscribed).
 set -euo pipefail
 BIN=$(realpath "$1"); MON=$(realpath "$2"); STORM=$(realpath "$3"); SRC=$(realpath "$4"); SHOT_OUT=$5
+# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/check.sh"
 if [ -z "${UNLINKD_MONITOR_NS:-}" ]; then
   # A mount namespace of its own (the tmpfs), and an X server of its own;
   # -ac: nobody's monitor connects without root's X cookie.
-  command -v xvfb-run >/dev/null || { echo "missing xvfb-run: run packaging/install-build-deps.sh" >&2; exit 1; }
+  require_tools xvfb-run
   exec env UNLINKD_MONITOR_NS=1 unshare --mount --propagation private \
     xvfb-run -a -s "-ac -screen 0 1280x1024x24 -nolisten tcp" "$0" "$@"
 fi
-# shellcheck source-path=SCRIPTDIR source=../lib/check.sh
-. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/check.sh"
-command -v jq >/dev/null || { echo "missing jq: run packaging/install-build-deps.sh" >&2; exit 1; }
+require_tools jq
 
 T=$(mktemp -d /tmp/unlinkd-monitor-XXXXXX); mount -t tmpfs tmpfs "$T"; chmod 755 "$T"
 export STATE_DIRECTORY=$T/state UNLINKD_PIN_DIR=/sys/fs/bpf/unlinkd-monitor-$$
 ROOT_MON= NOBODY_MON= STORM_PID=
-stop_pid() { [ -z "$1" ] || { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }; }
 cleanup() {
   stop_pid "$STORM_PID"; stop_pid "$ROOT_MON"; stop_pid "$NOBODY_MON"
   if [ "$FAILS" != 0 ]; then

@@ -62,6 +62,27 @@ wait_for() {
 # them as they exit, so kill -0 fails from then on.
 process_gone() { ! kill -0 "$1" 2>/dev/null; }
 
+# stop_pid PID: kill PID (a child of this shell, or empty: nothing) and reap it.
+stop_pid() { [ -z "$1" ] || { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }; }
+
+# require_tools TOOL...: exit 1 naming the first one missing (not a skip:
+# CI installs them all with packaging/install-build-deps.sh).
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: run packaging/install-build-deps.sh" >&2; exit 1; }
+  done
+}
+
+# The daemon's filters on the system bus (the checks inside a booted
+# system): filters prints them as a JSON array; put_filters JSON sets them.
+filters() { busctl --system --json=short get-property org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 Filters | jq -c .data; }
+put_filters() {
+  local rules=()
+  mapfile -t rules < <(jq -r '.[]' <<<"$1")
+  busctl --system call org.unlinkd.Unlinkd1 /org/unlinkd/Unlinkd1 org.unlinkd.Unlinkd1 SetFilters as "${#rules[@]}" "${rules[@]}" >/dev/null
+}
+
 # ------------------------------------------------------ a private bus ---
 # A dbus-daemon of the system type with the project's bus policy, from
 # tests/dbus/system-bus.conf.in (the C++ tests use the same file). The

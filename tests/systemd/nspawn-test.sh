@@ -7,15 +7,18 @@
 # dbus-daemon and a real journald, and inside, as systemd units:
 # package-checks.sh install (apt installs the .deb), service-checks.sh
 # (everything a user does with the service), polkit-checks.sh (who may
-# change state, with the real polkitd), package-checks.sh remove (apt
-# remove and purge leave nothing).
+# change state, with the real polkitd), desktop-checks.sh (the
+# unlinkd-monitor package; an administrator's filter applied from the
+# window after polkit asks for the password, under Xvfb),
+# package-checks.sh remove (apt remove and purge leave nothing).
 #
 # Usage (as root): nspawn-test.sh BUILD_DIR [SOURCE_DIR]
 #
 # Environment:
-#   UNLINKD_E2E_DEB      the package to test; unset: BUILD_DIR/packaging/deb/,
-#                        built there by packaging/build-deb.sh when the tree
-#                        changed
+#   UNLINKD_E2E_DEB      the package to test (unlinkd-monitor_*.deb is taken
+#                        from the same directory); unset:
+#                        BUILD_DIR/packaging/deb/, built there by
+#                        packaging/build-deb.sh when the tree changed
 #   UNLINKD_E2E_MODE     attach mode (default tracepoint: the only one the CI
 #                        host's kernel loads, see ../shared/notes)
 #   UNLINKD_E2E_ISOLATE  1 (default): the daemon in the container counts only
@@ -32,7 +35,8 @@
 #
 # Packages (Debian 12) beyond a build: systemd-container (systemd-nspawn),
 # dbus (dbus.service for the container), polkitd (polkit-checks.sh),
-# libxml2-utils (xmllint), jq, bpftool, dpkg-dev, debhelper, lintian, scdoc.
+# libxml2-utils (xmllint), jq, bpftool, dpkg-dev, debhelper, lintian, scdoc,
+# xvfb and xauth (xvfb-run), and Debian's /usr/bin/python3 (tty-agent.py).
 #
 # The container is always torn down, and afterwards the host is checked for
 # leftovers: no process of the container, none of the BPF programs, links or
@@ -125,6 +129,8 @@ inner() {
       /run/unlinkd-e2e/harness/systemd/service-checks.sh "${opts[@]}" || rc=$?
     run_in_container unlinkd-e2e-polkit polkit-checks.log \
       /run/unlinkd-e2e/harness/systemd/polkit-checks.sh || rc=$?
+    run_in_container unlinkd-e2e-desktop desktop-checks.log \
+      /run/unlinkd-e2e/harness/systemd/desktop-checks.sh /run/unlinkd-e2e/deb || rc=$?
     run_in_container unlinkd-e2e-remove package-checks-remove.log \
       /run/unlinkd-e2e/harness/systemd/package-checks.sh remove || rc=$?
   fi
@@ -170,12 +176,13 @@ finish() {
 
 [ "$(id -u)" = 0 ] || { echo "nspawn-test: must run as root (systemd-nspawn, BPF)" >&2; exit 1; }
 missing=()
-for c in systemd-nspawn unshare nsenter bpftool jq perl dbus-daemon dpkg-buildpackage lintian xmllint pkaction; do
+for c in systemd-nspawn unshare nsenter bpftool jq perl dbus-daemon dpkg-buildpackage lintian xmllint pkaction pkttyagent xvfb-run xauth; do
   command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 [ -f /lib/systemd/system/dbus.service ] || missing+=("dbus.service (package dbus)")
 [ -x /lib/systemd/systemd ] || missing+=("/lib/systemd/systemd (package systemd)")
 [ -x /usr/lib/polkit-1/polkitd ] || missing+=("polkitd (package polkitd)")
+[ -x /usr/bin/python3 ] || missing+=("/usr/bin/python3 (package python3)")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "nspawn-test: missing ${missing[*]}; run packaging/install-build-deps.sh" >&2
   exit 1
@@ -205,9 +212,14 @@ check "the package $UNLINKD_E2E_DEB is a Debian package named unlinkd" \
   eq "$(dpkg-deb -f "$UNLINKD_E2E_DEB" Package 2>&1)" unlinkd
 # apt install ./FILE wants the name to end in .deb
 cp "$UNLINKD_E2E_DEB" "$STAGE/deb/unlinkd_$(dpkg-deb -f "$UNLINKD_E2E_DEB" Version)_amd64.deb"
+MONITOR_DEB=$(ls "$(dirname "$UNLINKD_E2E_DEB")"/unlinkd-monitor_*.deb 2>/dev/null | head -1)
+check "the unlinkd-monitor package ${MONITOR_DEB:-(none beside $UNLINKD_E2E_DEB)} is a Debian package named unlinkd-monitor" \
+  eq "$(dpkg-deb -f "${MONITOR_DEB:-/nonexistent}" Package 2>&1)" unlinkd-monitor
+[ -n "$MONITOR_DEB" ] && cp "$MONITOR_DEB" "$STAGE/deb/unlinkd-monitor_$(dpkg-deb -f "$MONITOR_DEB" Version)_amd64.deb"
 echo "INFO package: $(ls "$STAGE/deb")"
 # service-checks.sh and the library it sources, in the layout of tests/
-cp "$HERE/service-checks.sh" "$HERE/package-checks.sh" "$HERE/polkit-checks.sh" "$STAGE/harness/systemd/"
+cp "$HERE/service-checks.sh" "$HERE/package-checks.sh" "$HERE/polkit-checks.sh" "$HERE/desktop-checks.sh" \
+  "$HERE/tty-agent.py" "$STAGE/harness/systemd/"
 cp "$HERE/../lib/check.sh" "$STAGE/harness/lib/"
 
 # service-checks.sh recognises our BPF programs by name: every program of
@@ -222,7 +234,7 @@ echo "INFO host before: unlinkd processes: $(pgrep -a -x unlinkd | tr '\n' ';' |
 
 rc=0
 unshare -m --propagation private "$SELF" --inner "$STAGE" "$OUT" "$MODE" "$ISOLATE" "$TMO" || rc=$?
-for log in package-checks-install service-checks polkit-checks package-checks-remove; do
+for log in package-checks-install service-checks polkit-checks desktop-checks package-checks-remove; do
   check "$log.sh in the container: RESULT PASS" grep -q '^RESULT PASS' "$OUT/$log.log"
 done
 check "the checks in the container exit 0 (exit $rc)" eq "$rc" 0

@@ -69,7 +69,6 @@ call() {
     echo "$out" | head -1
   fi
 }
-filters() { busctl --system --json=short get-property "$BUS_NAME" "$OBJ" "$IFACE" Filters | jq -c .data; }
 total_deletes() { busctl --system get-property "$BUS_NAME" "$OBJ" "$IFACE" TotalDeletes | cut -d' ' -f2; }
 # delete N files as comm $COMM; the counts are in the maps when rm returns
 delete_files() {
@@ -236,12 +235,7 @@ check "root's filter is in force" eq "$(filters)" '["uid=0"]'
 systemctl unmask --runtime polkit.service >/dev/null
 
 # Put back what service-checks.sh left (the package's removal checks follow).
-if [ "$SAVED" = "[]" ]; then
-  busctl --system call "$BUS_NAME" "$OBJ" "$IFACE" SetFilters as 0 >/dev/null
-else
-  mapfile -t rules < <(jq -r '.[]' <<<"$SAVED")
-  busctl --system call "$BUS_NAME" "$OBJ" "$IFACE" SetFilters as "${#rules[@]}" "${rules[@]}" >/dev/null
-fi
+put_filters "$SAVED"
 check "the filters are put back" eq "$(filters)" "$SAVED"
 
 if [ "$FAILS" = 0 ]; then echo "RESULT PASS ($CHECKS checks)"; exit 0; fi
