@@ -1,7 +1,9 @@
 #!/bin/busybox sh
 # /init of the fast guest (busybox initramfs built by run-vm-suite.sh).
-# Runs the integration tests once per attach mode, then the [multimode]
-# tests, and reports on the serial console with markers the host greps; K is
+# Runs the integration tests for each run the host names on the kernel
+# command line (vmsuite.runs=fentry,kprobe,multimode: a mode is a per-mode
+# run, multimode the [multimode] tests with every mode of /etc/vmsuite-modes)
+# and reports on the serial console with markers the host greps; K is
 # the running kernel (uname -r), since the host boots this guest on several:
 #   VMSUITE KERNEL K ... / VMSUITE BEGIN kernel=K mode=M ...
 #   VMSUITE END kernel=K mode=M rc=N ... / VMSUITE RESULT kernel=K PASS|FAIL
@@ -38,9 +40,10 @@ run() {
   label=$1 modes=$2; shift 2
   echo "VMSUITE BEGIN kernel=$K mode=$label uptime=$(up)s"
   # --use-colour no: the console is a tty, escapes would clutter the log.
+  # -d yes: each test case's duration, to see where the guest's time goes.
   # -w NoTests: a filter that matches nothing must fail, not pass silently.
   UNLINKD_TEST_MODES=$modes UNLINKD_BIN=/bin/unlinkd \
-    /bin/unlinkd-integration-tests --reporter console -s --use-colour no -w NoTests "$@" </dev/null 2>&1
+    /bin/unlinkd-integration-tests --reporter console -s -d yes --use-colour no -w NoTests "$@" </dev/null 2>&1
   rc=$?
   # start the marker on a fresh line even if the output did not end with one
   echo
@@ -49,12 +52,16 @@ run() {
 }
 
 # Catch2 test spec of the per-mode runs; by default everything but the
-# multi-mode tests, which run once, below, with every mode listed.
+# multi-mode tests, which run with every mode listed.
 FILTER=$(cat /etc/vmsuite-filter)
-for m in $MODES; do
-  run "$m" "$m" "$FILTER"
+RUNS=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^vmsuite\.runs=//p' | tr ',' ' ')
+[ -n "$RUNS" ] || { echo "VMSUITE ERROR: no vmsuite.runs= on the kernel command line"; fail=1; }
+for r in $RUNS; do
+  case $r in
+    multimode) run multimode "$(echo "$MODES" | tr ' ' ',')" "[multimode]" ;;
+    *) run "$r" "$r" "$FILTER" ;;
+  esac
 done
-run multimode "$(echo "$MODES" | tr ' ' ',')" "[multimode]"
 
 if [ "$fail" = 0 ]; then echo "VMSUITE RESULT kernel=$K PASS"; else echo "VMSUITE RESULT kernel=$K FAIL ($fail runs failed)"; fi
 sync

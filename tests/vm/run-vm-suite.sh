@@ -13,8 +13,8 @@
 #               sources are not changed), extract vmlinux and the few modules
 #               the full guest needs (cached per version)
 #   fast        busybox initramfs with the integration tests + their shared
-#               libraries, booted once per kernel; each boot runs the tests
-#               once per attach mode, then the [multimode] tests
+#               libraries, booted once per kernel and run: each per-mode run
+#               (UNLINKD_VM_MODES) and the [multimode] run is a boot of its own
 #   rootfs      debootstrap a minimal Debian 12 with systemd (cached per
 #               package list)
 #   full        copy of that rootfs + the Debian package (dpkg -i), booted
@@ -35,11 +35,11 @@
 #                           full guest and the guest step boot bookworm's
 #   UNLINKD_VM_APT_MAX_AGE  seconds before the private apt lists of a suite
 #                           other than the host's are refreshed (default 86400)
-#   UNLINKD_VM_PARALLEL     1: the fast guests of the second and later kernels
-#                           run in the background, one after another, beside
-#                           the first kernel's and the full guest (two qemu at
-#                           once, each one host thread); 0: every guest in
-#                           turn. Default 1 with 2 CPUs or more, else 0.
+#   UNLINKD_VM_PARALLEL     1: two workers take the jobs (the full guest's
+#                           chain, each fast-guest boot) from one list, longest
+#                           first, so two qemu run at once, each one host
+#                           thread; 0: one job at a time. Default 1 with 2
+#                           CPUs or more, else 0.
 #   UNLINKD_VM_TEST_BIN     integration test binary (meson passes it; by hand
 #                           the default is BUILD_DIR/tests/integration/unlinkd-integration-tests,
 #                           else the only file of that name in BUILD_DIR)
@@ -47,7 +47,11 @@
 #                           BUILD_DIR/daemon/unlinkd, found the same way)
 #   UNLINKD_VM_FAST_TIMEOUT / UNLINKD_VM_FULL_TIMEOUT   seconds per qemu run
 #   UNLINKD_VM_MEM, UNLINKD_VM_SMP                       guest size
-#   UNLINKD_VM_MODES        attach modes of the per-mode runs (default "fentry kprobe tracepoint")
+#   UNLINKD_VM_MODES        attach modes of the fast guest's per-mode runs and
+#                           the full guest's service checks (default "fentry
+#                           kprobe": tracepoint's run on the host, in every CI
+#                           run; on the guest kernels it is in the [multimode]
+#                           run and the full guest's transient-unit checks)
 #   UNLINKD_VM_ACCEL        qemu -accel value (default tcg,thread=single)
 #   UNLINKD_VM_TEST_FILTER  Catch2 test spec of the per-mode runs (default
 #                           "~[multimode]~[dbus]"; e.g. "[switch]" to debug one test)
@@ -81,7 +85,7 @@ CACHE=${UNLINKD_VM_CACHE:-/var/cache/unlinkd-vm}
 STEPS=${UNLINKD_VM_STEPS:-fast full}
 TEST_BIN=${UNLINKD_VM_TEST_BIN:-$BUILD_DIR/tests/integration/unlinkd-integration-tests}
 DAEMON_BIN=${UNLINKD_VM_DAEMON_BIN:-$BUILD_DIR/daemon/unlinkd}
-FAST_TIMEOUT=${UNLINKD_VM_FAST_TIMEOUT:-1800}   # s; one boot runs the suite in all modes: 330-640 s seen under TCG
+FAST_TIMEOUT=${UNLINKD_VM_FAST_TIMEOUT:-1200}   # s; one boot runs the suite in one mode: ~510 s seen under TCG on CI
 FULL_TIMEOUT=${UNLINKD_VM_FULL_TIMEOUT:-1800}  # s; the service checks run per mode: 3-4 min each under TCG
 TEST_FILTER=${UNLINKD_VM_TEST_FILTER:-~[multimode]~[dbus]}   # Catch2 test spec of the per-mode runs ([dbus] needs a dbus-daemon, which the busybox guest has not)
 VM_MEM=${UNLINKD_VM_MEM:-2G}
@@ -94,7 +98,12 @@ APT_MAX_AGE=${UNLINKD_VM_APT_MAX_AGE:-86400}
 # runs beside the rest instead of after it (the vm test runs alone in meson:
 # is_parallel false).
 PARALLEL=${UNLINKD_VM_PARALLEL:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
-MODES=${UNLINKD_VM_MODES:-fentry kprobe tracepoint}
+# Every mode loads on Debian's stock kernels: the [multimode] run attaches
+# them all, the full guest lists and runs each. The per-mode runs (the whole
+# integration suite, ~510 s a mode under TCG on CI) are for the modes the
+# host cannot run; the host runs the suite in tracepoint mode on every run.
+ALL_MODES="fentry kprobe tracepoint"
+MODES=${UNLINKD_VM_MODES:-fentry kprobe}
 # Single-threaded TCG: with one host thread per vCPU (MTTCG) the stock
 # kernel livelocked at do_unlinkat+0 while a trampoline was being patched
 # (soft lockup in the fentry attach/detach storm test); see tests/vm/README.md.
@@ -118,7 +127,7 @@ GUEST_MODULE_DIRS="fs lib crypto drivers/virtio drivers/block drivers/char/hw_ra
 
 OUT=$BUILD_DIR/tests/vm          # logs live here (meson's build dir for tests/vm)
 WORK=$OUT/work                   # per-run scratch, removed at the end unless UNLINKD_VM_KEEP=1
-# fast-guest-SUITE.log: one per kernel
+# fast-guest-SUITE-RUN.log: one per kernel and run
 LOG_FULL=$OUT/full-guest.log
 GUEST_NAME=${UNLINKD_VM_GUEST_NAME:-guest}
 GUEST_MARKER=VM${GUEST_NAME^^}
@@ -155,6 +164,7 @@ check_host() {
   [ ${#missing[@]} = 0 ] || die "missing host tools: ${missing[*]} (apt-get install qemu-system-x86 busybox-static cpio debootstrap e2fsprogs kmod xz-utils zstd file)"
   mkdir -p "$CACHE" "$OUT"
   rm -rf "$WORK"; mkdir -p "$WORK"
+  rm -f "$OUT"/fast-guest-*.log   # an earlier run's logs would confuse the failure digest
 }
 
 # Serialize cache population between concurrent runs.
@@ -304,7 +314,7 @@ kernel_dir() { readlink -f "$CACHE/kernel/${1:-$SUITE}"; }
 # a wait for the timeout; timeout catches the other hangs. Serial output is cleaned of
 # CRs and terminal escapes, kept in a log and echoed to stdout (meson's
 # test log).
-qemu_run() { # KERNEL_DIR LOG TIMEOUT INITRD [extra qemu args...]
+qemu_run() { # KERNEL_DIR LOG TIMEOUT INITRD [extra qemu args...]; QEMU_APPEND: more kernel command line
   local kdir=$1 logf=$2 tmo=$3 initrd=$4 rc; shift 4
   set +e
   # --foreground keeps qemu in our process group, so a test runner that
@@ -312,7 +322,7 @@ qemu_run() { # KERNEL_DIR LOG TIMEOUT INITRD [extra qemu args...]
   timeout --foreground --kill-after=10 "$tmo" qemu-system-x86_64 -accel "$VM_ACCEL" -cpu max -smp "$VM_SMP" -m "$VM_MEM" \
     -nographic -no-reboot -nic none \
     -kernel "$kdir/vmlinux" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 softlockup_panic=1 quiet" "$@" </dev/null 2>&1 \
+    -append "console=ttyS0 panic=-1 softlockup_panic=1 quiet ${QEMU_APPEND:-}" "$@" </dev/null 2>&1 \
     | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$logf"
   rc=${PIPESTATUS[0]}
   set -e
@@ -368,37 +378,37 @@ build_fast_initramfs() {
   printf 'root:x:0:\nadm:x:4:\nnogroup:x:65534:\n' > "$t/etc/group"
   printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n' > "$t/etc/nsswitch.conf"
   install -m755 "$HERE/guest-fast-init.sh" "$t/init"
-  echo "$MODES" > "$t/etc/vmsuite-modes"
+  echo "$ALL_MODES" > "$t/etc/vmsuite-modes"
   printf '%s\n' "$TEST_FILTER" > "$t/etc/vmsuite-filter"
   pack_initramfs "$t" "$WORK/fast-initrd.cpio.gz"
   log "fast initramfs: $(du -h "$WORK/fast-initrd.cpio.gz" | cut -f1) ($(find "$t" -type f | wc -l) files)"
 }
 
-# run_fast_guest SUITE: boot the fast guest on SUITE's kernel (one boot runs
-# every mode in turn: a boot is ~3 s, the tests are the cost). The guest's
-# markers name the kernel it booted (uname -r), so a log line says which
-# kernel passed or failed, and a guest that booted another kernel fails.
+# run_fast_guest SUITE RUN: boot the fast guest on SUITE's kernel for one
+# run (a mode, or multimode); the initramfs is the same for all, the run is
+# on the kernel command line. A boot is ~3 s, the tests are the cost, so one
+# boot per run lets two workers share the runs evenly. The guest's markers
+# name the kernel it booted (uname -r), so a log line says which kernel
+# passed or failed, and a guest that booted another kernel fails.
 run_fast_guest() {
-  local suite=$1 kdir kver logf rc=0 m end
+  local suite=$1 run=$2 kdir kver logf rc=0 end
   kdir=$(kernel_dir "$suite"); kver=$(cat "$kdir/kver")
-  logf=$OUT/fast-guest-$suite.log
-  [ -f "$WORK/fast-initrd.cpio.gz" ] || build_fast_initramfs
-  log "fast guest on $suite's kernel $kver (log: $logf)"
-  qemu_run "$kdir" "$logf" "$FAST_TIMEOUT" "$WORK/fast-initrd.cpio.gz" || rc=1
-  echo "----- fast guest summary, kernel $kver ($logf)"
+  logf=$OUT/fast-guest-$suite-$run.log
+  [ -f "$WORK/fast-initrd.cpio.gz" ] || die "no fast initramfs (the fast-initramfs step runs first)"
+  log "fast guest on $suite's kernel $kver, run $run (log: $logf)"
+  QEMU_APPEND="vmsuite.runs=$run" qemu_run "$kdir" "$logf" "$FAST_TIMEOUT" "$WORK/fast-initrd.cpio.gz" || rc=1
+  echo "----- fast guest summary, kernel $kver, run $run ($logf)"
   grep -E '^VMSUITE (BEGIN|END|RESULT|KERNEL)' "$logf" || true
   grep -q "^VMSUITE KERNEL $kver " "$logf" \
     || { echo "VMSUITE ERROR: the guest did not report kernel $kver: $(grep '^VMSUITE KERNEL' "$logf" || echo 'no KERNEL marker')" >&2; rc=1; }
-  for m in $MODES multimode; do
-    end=$(awk -v k="kernel=$kver" -v m="mode=$m" '$1 == "VMSUITE" && $2 == "END" && $3 == k && $4 == m' "$logf")
-    if [[ $end != *" rc=0 "* ]]; then
-      echo "VMSUITE ERROR: fast guest kernel=$kver mode=$m did not pass: ${end:-no END marker (hang, crash or panic?)}" >&2
-      rc=1
-    fi
-  done
+  end=$(awk -v k="kernel=$kver" -v m="mode=$run" '$1 == "VMSUITE" && $2 == "END" && $3 == k && $4 == m' "$logf")
+  if [[ $end != *" rc=0 "* ]]; then
+    echo "VMSUITE ERROR: fast guest kernel=$kver mode=$run did not pass: ${end:-no END marker (hang, crash or panic?)}" >&2
+    rc=1
+  fi
   grep -q 'Kernel panic - not syncing' "$logf" && { echo "VMSUITE ERROR: guest kernel panic (kernel $kver)" >&2; rc=1; }
   grep -qx "VMSUITE RESULT kernel=$kver PASS" "$logf" || { echo "VMSUITE ERROR: no 'VMSUITE RESULT kernel=$kver PASS' in $logf" >&2; rc=1; }
-  if [ $rc = 0 ]; then echo "VMSUITE FAST kernel=$kver PASS"; else echo "VMSUITE FAST kernel=$kver FAIL"; fi
+  if [ $rc = 0 ]; then echo "VMSUITE FAST kernel=$kver run=$run PASS"; else echo "VMSUITE FAST kernel=$kver run=$run FAIL"; fi
   return $rc
 }
 
@@ -492,7 +502,8 @@ stage_full_rootfs() {
   install -D -m644 "$HERE/../lib/check.sh" "$s/usr/local/lib/unlinkd-vm/lib/check.sh"
   cat > "$s/etc/unlinkd-vm.env" <<EOF
 UNLINKD_DAEMON=$daemon
-UNLINKD_VM_MODES="$MODES"
+UNLINKD_VM_MODES="$ALL_MODES"
+UNLINKD_VM_SERVICE_MODES="$MODES"
 EOF
   install_run_unit "$s" unlinkd-vm unlinkd-vm-checks /usr/local/lib/unlinkd-vm/vm/guest-full-checks.sh VMFULL
   echo "$kver" > "$s/etc/unlinkd-vm.kver"
@@ -633,6 +644,70 @@ run_guest() {
   return $rc
 }
 
+# -------------------------------------------------------------- schedule ---
+# The test steps are independent jobs: "full" (package, rootfs, full guest:
+# one chain, ~1200 s on CI) and one fast-guest boot per kernel and run
+# ("fast:SUITE:RUN", ~510 s a mode, less for multimode). Two workers (one
+# without UNLINKD_VM_PARALLEL) each take the next job of the list (given
+# longest first), so the two host CPUs stay busy until the end: a static
+# split by kernel left one CPU idle for ~25 min on CI. Each job's output
+# goes to WORK/jobs/N.out; run_jobs prints them in list order afterwards.
+run_job() { # JOB
+  case $1 in
+    full) step package build_package && step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest ;;
+    fast:*:*) local suite=${1#fast:} run=${1##*:}; suite=${suite%%:*}
+              step "fast-guest-$(cat "$(kernel_dir "$suite")/kver")-$run" run_fast_guest "$suite" "$run" ;;
+    *) die "unknown job $1" ;;
+  esac
+}
+
+# worker N JOB...: run jobs from the shared list until it is empty
+worker() {
+  local w=$1 i rc q=$WORK/jobs; shift
+  while :; do
+    { flock 8; read -r i <"$q/next"; echo $((i + 1)) >"$q/next"; } 8>"$q/lock"
+    [ "$i" -lt $# ] || return 0
+    local job=${*:i+1:1}
+    log "worker $w: job $i $job starts"
+    rc=0; run_job "$job" >"$q/$i.out" 2>&1 || rc=$?
+    echo "$rc" >"$q/$i.rc"
+    log "worker $w: job $i $job ended rc=$rc"
+  done
+}
+
+# run_jobs JOB...: returns non-zero if any job failed
+run_jobs() {
+  local q=$WORK/jobs workers=1 w i rc=0 pids=()
+  [ "$PARALLEL" = 1 ] && workers=2
+  mkdir -p "$q"; echo 0 >"$q/next"
+  log "${#} jobs on $workers worker(s): $*"
+  for ((w = 1; w <= workers; w++)); do worker "$w" "$@" & pids+=($!); done
+  for w in "${pids[@]}"; do wait "$w" || rc=1; done
+  for ((i = 0; i < $#; i++)); do
+    echo "----- job $i ${*:i+1:1}, rc=$(cat "$q/$i.rc" 2>/dev/null || echo 'none (worker died)')"
+    cat "$q/$i.out" 2>/dev/null || true
+    [ "$(cat "$q/$i.rc" 2>/dev/null)" = 0 ] || rc=1
+    while read -r name secs r; do TIMINGS+=("$name=$secs(${r})"); done \
+      < <(awk '$1 == "VMSUITE" && $2 == "TIMING" {print $3, $4, $5}' "$q/$i.out" 2>/dev/null)
+  done
+  return $rc
+}
+
+# What failed, last in the output (a test runner may show only the tail):
+# the suite's errors, the failed checks of the full guest, and the first
+# Catch2 failures of each fast-guest log, capped.
+print_failures() {
+  local f
+  echo "----- failures"
+  grep -h -E '^VMSUITE ERROR|^VMSUITE FAST .* FAIL|^VMFULL CHECK FAIL|^VMFULL RESULT FAIL' "$WORK"/jobs/*.out 2>/dev/null | head -40 || true
+  for f in "$OUT"/fast-guest-*.log; do
+    grep -qs 'FAILED:' "$f" || continue   # also when the glob matched nothing
+    echo "--- first failures in $f"
+    grep -B4 -A10 -m3 'FAILED:' "$f" | cut -c1-240 | head -45 || true
+  done
+  return 0
+}
+
 # ------------------------------------------------------------------ main ---
 main() {
   local t0 rc=0 s
@@ -656,44 +731,27 @@ main() {
   for k in "${kernels[@]}"; do
     step "kernel-$k" with_cache_lock fetch_kernel "$k" || rc=1
   done
-  local bg_pid='' bg_out=$OUT/fast-guests-background.out bg_rc=0 fg=() bg=()
+  local jobs=() m
   if [ $rc = 0 ]; then
-    for s in $STEPS; do
-      case $s in
-        fast) step fast-initramfs build_fast_initramfs || { rc=1; continue; }
-              # the first kernel in the foreground; with PARALLEL, the others
-              # in a background chain whose output is shown at the end
-              fg=(); bg=()
-              for k in $KERNEL_SUITES; do
-                if [ ${#fg[@]} = 0 ] || [ "$PARALLEL" != 1 ]; then fg+=("$k"); else bg+=("$k"); fi
-              done
-              if [ ${#bg[@]} -gt 0 ]; then
-                log "fast guests of ${bg[*]} in the background (UNLINKD_VM_PARALLEL=1; output at the end)"
-                ( r=0; for k in "${bg[@]}"; do
-                    step "fast-guest-$(cat "$(kernel_dir "$k")/kver")" run_fast_guest "$k" || r=1
-                  done; exit $r ) > "$bg_out" 2>&1 &
-                bg_pid=$!
-              fi
-              for k in "${fg[@]}"; do
-                step "fast-guest-$(cat "$(kernel_dir "$k")/kver")" run_fast_guest "$k" || rc=1
-              done ;;
-        full) step package build_package && step rootfs with_cache_lock fetch_rootfs && step full-guest run_full_guest || rc=1 ;;
-        guest) step "$GUEST_NAME-rootfs" with_cache_lock fetch_rootfs "$GUEST_ROOTFS_PACKAGES" "$GUEST_NAME.tar" \
-                 && step "$GUEST_NAME-guest" run_guest || rc=1 ;;
-        kernel) ;;  # always done first
-      esac
-    done
+    if [[ " $STEPS " == *" fast "* ]]; then
+      step fast-initramfs build_fast_initramfs || rc=1
+    fi
+    # longest first: the full guest's chain, the per-mode runs, multimode
+    [[ " $STEPS " == *" full "* ]] && jobs+=(full)
+    if [[ " $STEPS " == *" fast "* ]]; then
+      for m in $MODES multimode; do
+        for k in $KERNEL_SUITES; do jobs+=("fast:$k:$m"); done
+      done
+    fi
+    if [ $rc = 0 ] && [ ${#jobs[@]} -gt 0 ]; then
+      run_jobs "${jobs[@]}" || rc=1
+    fi
+    if [ $rc = 0 ] && [[ " $STEPS " == *" guest "* ]]; then
+      step "$GUEST_NAME-rootfs" with_cache_lock fetch_rootfs "$GUEST_ROOTFS_PACKAGES" "$GUEST_NAME.tar" \
+        && step "$GUEST_NAME-guest" run_guest || rc=1
+    fi
   fi
-  if [ -n "$bg_pid" ]; then
-    log "waiting for the background fast guests (${bg[*]})"
-    wait "$bg_pid" || bg_rc=$?
-    echo "----- background fast guests (${bg[*]}), rc=$bg_rc"
-    cat "$bg_out"
-    echo "----- end of background fast guests"
-    [ "$bg_rc" = 0 ] || rc=1
-    while read -r name secs r; do TIMINGS+=("$name=$secs(${r})"); done \
-      < <(awk '$1 == "VMSUITE" && $2 == "TIMING" {print $3, $4, $5}' "$bg_out")
-  fi
+  [ $rc = 0 ] || print_failures
   [ -n "${UNLINKD_VM_KEEP:-}" ] || rm -rf "$WORK"
   echo "VMSUITE TIMINGS ${TIMINGS[*]} total=$(awk -v ms=$(( $(now_ms) - t0 )) 'BEGIN{printf "%.1f", ms/1000}')s"
   if [ $rc = 0 ]; then echo "VMSUITE OVERALL PASS"; else echo "VMSUITE OVERALL FAIL (logs: $OUT)"; fi
