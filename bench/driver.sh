@@ -22,7 +22,8 @@
 #   BENCH_MODES           attach modes to measure (default: every mode --list-modes says loads)
 #   BENCH_BPFTRACE_HOOKS  hooks for bpftrace (default: tracepoint, plus kprobe
 #                         and fentry where the kernel and bpftrace allow them)
-#   BENCH_SKIP            space-separated parts to skip: pairs exact idle switch top
+#   BENCH_SKIP            space-separated parts to skip: kstats pairs exact idle switch top
+#   BENCH_KSTATS_ROUNDS   rounds of the in-BPF cost part (3)
 #   BENCH_SWITCHES        SetAttachMode calls of the mode-switch part (6)
 #   BENCH_VARIANTS        only these comparisons (names as in raw.jsonl), for debugging
 set -Eeuo pipefail   # -E: the ERR trap below reports failures inside functions too
@@ -82,6 +83,7 @@ BUS_PID=
 AUDIT_SAVED=       # auditctl -s values to restore, while auditd is ours
 AUDIT_RULE=(-a "always,exit" -F arch=b64 -S "unlink,unlinkat" -k unlinkd-bench)
 BG_PIDS=()         # storms started in the background
+BPF_STATS_SAVED=   # kernel.bpf_stats_enabled to restore, while part 6 runs
 
 cleanup() {
   local rc=$?
@@ -90,6 +92,7 @@ cleanup() {
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   ! declare -F stop_tracer >/dev/null || stop_tracer || true
   stop_private_bus
+  [ -z "$BPF_STATS_SAVED" ] || sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_SAVED" || true
   umount "$T/files" 2>/dev/null || true
   rm -rf "$T" "$UNLINKD_PIN_DIR"
   exit "$rc"
@@ -200,8 +203,10 @@ unlinkd_ready() {
 }
 
 # bpftrace with the same hooks as unlinkd's MODE:
-#   count  an in-kernel map of calls per (pid, failed), printed at exit
-#   print  one line per deletion (pid, comm, name) to a file
+#   count     an in-kernel map of calls per (pid, failed), printed at exit
+#   pidcount  `@[pid] = count()` on the entry: the bare count a user would
+#             write, the reference of the in-BPF cost (part 6)
+#   print     one line per deletion (pid, comm, name) to a file
 bpftrace_script() { # KIND HOOK
   local kind=$1 hook=$2
   echo 'BEGIN { printf("ready\n"); }'   # BEGIN runs once every probe is attached
@@ -209,6 +214,9 @@ bpftrace_script() { # KIND HOOK
     count:tracepoint) echo 'tracepoint:syscalls:sys_exit_unlink, tracepoint:syscalls:sys_exit_unlinkat { @n[pid, args->ret < 0] = count(); }' ;;
     count:kprobe) echo 'kretprobe:do_unlinkat { @n[pid, (int32)retval < 0] = count(); }' ;;
     count:fentry) echo "$FENTRY_RET:do_unlinkat { @n[pid, (int32)retval < 0] = count(); }" ;;
+    pidcount:tracepoint) echo 'tracepoint:syscalls:sys_enter_unlink, tracepoint:syscalls:sys_enter_unlinkat { @[pid] = count(); }' ;;
+    pidcount:kprobe) echo 'kprobe:do_unlinkat { @[pid] = count(); }' ;;
+    pidcount:fentry) echo "$FENTRY:do_unlinkat { @[pid] = count(); }" ;;
     print:tracepoint) echo 'tracepoint:syscalls:sys_enter_unlink, tracepoint:syscalls:sys_enter_unlinkat { printf("%d %s %s\n", pid, comm, str(args->pathname)); }' ;;
     print:kprobe) echo 'kprobe:do_unlinkat { printf("%d %s %s\n", pid, comm, str(((struct filename *)arg1)->name)); }' ;;
     print:fentry) echo "$FENTRY:do_unlinkat { printf(\"%d %s %s\\n\", pid, comm, str(args->name->name)); }" ;;
@@ -567,11 +575,61 @@ part_top() {
   fi
 }
 
+# 6. Inside BPF, the kernel's own figure (kernel.bpf_stats_enabled=1): per
+# program, run_time_ns and run_cnt before and after a storm of COUNT unlinks,
+# for unlinkd in each mode and configuration and for bpftrace on the same
+# hooks, in interleaved rounds. The programs are the ones the tracer's
+# process holds (bpftool here may lack the pids column); standbys that never
+# ran add nothing. Steadier than the wall clock on a shared machine: only
+# the time spent in our programs is counted.
+KSTATS_ROUNDS=${BENCH_KSTATS_ROUNDS:-3}
+kstats_prog_ids() { # PID -> the ids of the BPF programs it holds, one a line
+  bpf_fds_of "$1" | awk '$1 == "prog" {print $2} $1 == "link" {print $3}' | sort -un
+}
+kstats_snapshot() { # IDS... -> {"ID": {name, ns, cnt}} of those programs
+  bpftool prog show --json | jq -c --arg ids "$*" '($ids | split(" ") | map(tonumber)) as $want
+    | map(select(.id as $i | $want | index($i))) | map({key: (.id | tostring), value: {name, ns: (.run_time_ns // 0), cnt: (.run_cnt // 0)}}) | from_entries'
+}
+part_kstats() {
+  local r v m h ids before after s n
+  BPF_STATS_SAVED=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled=1
+  local kv=()
+  for m in $MODES; do
+    [ "$CONFIG_SUPPORTED" = yes ] && kv+=("unlinkd-$m-count")
+    kv+=("unlinkd-$m-default" "unlinkd-$m-stream")
+  done
+  for h in $HOOKS; do kv+=("bpftrace-pidcount-$h" "bpftrace-count-$h"); done
+  for r in $(seq 1 "$KSTATS_ROUNDS"); do
+    for v in "${kv[@]}"; do
+      if ! start_variant "$v"; then
+        log "kstats $v: could not attach: $TR_ERROR"
+        emit "{\"type\":\"error\",\"variant\":\"kstats-$v\",\"round\":$r,\"error\":$(jstr "$TR_ERROR")}"
+        continue
+      fi
+      sleep 0.5
+      ids=$(kstats_prog_ids "$TR_PID" | tr '\n' ' ')
+      before=$(kstats_snapshot $ids)
+      s=$(storm unlink "$COUNT"); n=$(jq .deletes <<<"$s")
+      after=$(kstats_snapshot $ids)
+      stop_tracer
+      # per program that ran: its runs and ns per run; the total per deletion
+      emit "$(jq -cn --arg v "$v" --argjson r "$r" --argjson n "$n" --argjson b "$before" --argjson a "$after" '
+        [$a | to_entries[] | {name: .value.name, runs: (.value.cnt - ($b[.key].cnt // 0)), ns: (.value.ns - ($b[.key].ns // 0))}
+         | select(.runs > 0) | . + {ns_per_run: (.ns / .runs | floor)}] as $p
+        | {type: "kstats", variant: $v, round: $r, deletions: $n, programs: $p,
+           ns_per_deletion: (if $n > 0 then (($p | map(.ns) | add // 0) / $n | floor) else null end)}')"
+      log "kstats $v round $r: $(tail -1 "$RAW" | jq -c '{ns_per_deletion, programs: [.programs[] | "\(.name) \(.ns_per_run)"]}')"
+    done
+  done
+  sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_SAVED"; BPF_STATS_SAVED=
+}
+
 probe_config
 build_variants
 log "comparisons: ${VARIANTS[*]}"
 t_start=$(date +%s)
-for part in pairs exact idle switch top; do
+for part in kstats pairs exact idle switch top; do
   [[ "$SKIP" == *" $part "* ]] && continue
   t0=$(date +%s); log "=== $part"
   "part_$part"
