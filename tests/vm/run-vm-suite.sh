@@ -700,6 +700,12 @@ print_failures() {
   local f
   echo "----- failures"
   grep -h -E '^VMSUITE ERROR|^VMSUITE FAST .* FAIL|^VMFULL CHECK FAIL|^VMFULL RESULT FAIL' "$WORK"/jobs/*.out 2>/dev/null | head -40 || true
+  # A failed check's own output (eq's expected/got, a command's error)
+  # comes just before its CHECK FAIL line on the guest's console.
+  if grep -qs '^VMFULL CHECK FAIL' "$LOG_FULL"; then
+    echo "--- failed checks with the lines before them in $LOG_FULL"
+    grep -B6 '^VMFULL CHECK FAIL' "$LOG_FULL" | cut -c1-240 | head -60 || true
+  fi
   for f in "$OUT"/fast-guest-*.log; do
     grep -qs 'FAILED:' "$f" || continue   # also when the glob matched nothing
     echo "--- first failures in $f"
