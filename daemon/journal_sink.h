@@ -3,13 +3,22 @@
 // not logged beyond that (the counts in the kernel stay exact regardless).
 // When journald is absent or stops, counting goes on; the log (stderr) says
 // so once, and again when journald takes entries again.
+//
+// It never blocks the loop: entries go to journald's socket in its native
+// protocol on a non-blocking socket of its own (sd_journal_sendv() blocks
+// while journald's queue is full, which held up D-Bus replies for more than
+// 25 s in a storm on a slow machine). While the socket is full, entries wait
+// in a bounded backlog, written when it is writable again; past the bound
+// they are dropped and reported in the next "not logged" entry.
 #pragma once
 
 #include <systemd/sd-event.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -43,8 +52,23 @@ private:
     // Writes the "N not logged" entry if any were; says whether.
     bool flush_not_logged();
     // One entry to journald; notes when it stops or starts taking them.
-    void send(const std::vector<std::string>& fields);
+    // False if it was dropped (backlog full, or journald away).
+    bool send(const std::vector<std::string>& fields);
+    // Writes one datagram: 0, or -errno (-EAGAIN: journald's queue is full).
+    int write_entry(const std::string& entry);
+    // (Re)opens the socket to journald; -errno if it cannot.
+    int connect_journal();
+    void journal_is_away(int error);
+    void journal_is_back();
+    // Writes the backlog while the socket takes it; on EPOLLOUT.
+    static int on_writable(sd_event_source* source, int fd, std::uint32_t revents, void* self);
+    void write_backlog();
     sd_event* loop_;
+    int fd_ = -1;
+    EventSource writable_;                // EPOLLOUT on fd_, enabled while the backlog is not empty
+    std::deque<std::string> backlog_;
+    std::size_t backlog_bytes_ = 0;
+    std::uint64_t busy_dropped_ = 0;      // entries dropped, backlog full: in the next "not logged" entry
     RateLimiter limit_;
     std::function<std::uint64_t()> unstreamed_total_;
     std::uint64_t unstreamed_seen_ = 0;

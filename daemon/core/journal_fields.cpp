@@ -29,11 +29,14 @@ std::vector<std::string> deletion_fields(const Event& e)
     };
 }
 
-std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64_t per_second)
+std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64_t per_second,
+                                           std::uint64_t journald_busy)
 {
+    std::string why = "more than " + std::to_string(per_second) + " a second";
+    if (journald_busy)
+        why += "; " + std::to_string(journald_busy) + " of them because journald did not keep up";
     return {
-        "MESSAGE=" + std::to_string(not_logged) + " deletions not logged (more than " + std::to_string(per_second) +
-            " a second); the counts stay exact",
+        "MESSAGE=" + std::to_string(not_logged) + " deletions not logged (" + why + "); the counts stay exact",
         std::string("MESSAGE_ID=") + message_id_summary,
         "PRIORITY=5",
         "UNLINKD_NOT_LOGGED=" + std::to_string(not_logged),
@@ -63,6 +66,29 @@ std::vector<std::string> summary_fields(const Totals& now, const Totals& before,
         "UNLINKD_MODE=" + std::string(mode),
         "UNLINKD_INTERVAL_SEC=" + std::to_string(interval_sec),
     };
+}
+
+std::string journal_native_entry(const std::vector<std::string>& fields)
+{
+    std::string out;
+    for (const auto& f : fields) {
+        auto eq = f.find('=');
+        if (eq == std::string::npos)
+            continue;
+        if (f.find('\n', eq + 1) == std::string::npos) {
+            out += f;
+            out += '\n';
+            continue;
+        }
+        std::uint64_t len = f.size() - eq - 1;
+        out.append(f, 0, eq);
+        out += '\n';
+        for (int i = 0; i < 8; ++i)
+            out += static_cast<char>((len >> (8 * i)) & 0xff);
+        out.append(f, eq + 1, std::string::npos);
+        out += '\n';
+    }
+    return out;
 }
 
 }  // namespace unlinkd

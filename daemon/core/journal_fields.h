@@ -20,9 +20,18 @@ inline constexpr const char* message_id_summary = "56dd6baa98ba4f23bfa30e9b04725
 // every UNLINKD_* field.
 std::vector<std::string> deletion_fields(const Event& e);
 
-// The entry that says how many deletions were not logged in an interval
-// because more than `per_second` came in a second.
-std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64_t per_second);
+// The entry that says how many deletions were not logged in an interval:
+// because more than `per_second` came in a second, or, `journald_busy` of
+// them, because journald did not keep up (its socket stayed full longer than
+// the sink's backlog lasts).
+std::vector<std::string> not_logged_fields(std::uint64_t not_logged, std::uint64_t per_second,
+                                           std::uint64_t journald_busy = 0);
+
+// One entry in journald's native protocol (one datagram to
+// /run/systemd/journal/socket): "KEY=value\n" per field, or, for a value
+// holding a newline, "KEY\n" + its length (64-bit little endian) + value +
+// "\n". Fields without '=' are left out.
+std::string journal_native_entry(const std::vector<std::string>& fields);
 
 // The periodic summary entry: what changed in the last `interval_sec`
 // (`now` minus `before`), the totals, and the busiest processes of `top`.

@@ -260,3 +260,25 @@ TEST_CASE("to_process_stats converts times and comm", "[aggregate]")
     CHECK(p.loginuid == 1000);
     CHECK(process_json(p)["loginuid"] == 1000);
 }
+
+TEST_CASE("journal entries in journald's native protocol, newlines in values binary-safe", "[journal]")
+{
+    CHECK(journal_native_entry({"MESSAGE=rm[1] deleted /tmp/a", "PRIORITY=6"}) ==
+          "MESSAGE=rm[1] deleted /tmp/a\nPRIORITY=6\n");
+    // A comm is any 15 bytes a user picks: a newline in a value must not
+    // end the field (it would forge a field of its own).
+    std::string forged = "UNLINKD_COMM=a\nPRIORITY=0";
+    std::string want = std::string("UNLINKD_COMM\n") + std::string("\x0c\0\0\0\0\0\0\0", 8) + "a\nPRIORITY=0\n";
+    CHECK(journal_native_entry({forged}) == want);
+    CHECK(journal_native_entry({"no equals sign", "A="}) == "A=\n");
+    CHECK(journal_native_entry({}).empty());
+}
+
+TEST_CASE("the not-logged entry says why, journald's share included", "[journal]")
+{
+    CHECK(not_logged_fields(7, 200)[0] == "MESSAGE=7 deletions not logged (more than 200 a second); the counts stay exact");
+    CHECK(not_logged_fields(7, 200, 3)[0] ==
+          "MESSAGE=7 deletions not logged (more than 200 a second; 3 of them because journald did not keep up); the "
+          "counts stay exact");
+    CHECK(not_logged_fields(7, 200, 3)[3] == "UNLINKD_NOT_LOGGED=7");
+}
