@@ -106,30 +106,26 @@ void JournalSink::journal_is_back()
     lost_entries_ = 0;
 }
 
-bool JournalSink::send(const std::vector<std::string>& fields)
+JournalSink::Sent JournalSink::send(const std::vector<std::string>& fields)
 {
     std::string entry = journal_native_entry(fields);
     // Behind a backlog: in order, after it.
     int r = backlog_.empty() ? write_entry(entry) : -EAGAIN;
     if (r == 0) {
         journal_is_back();
-        return true;
+        return Sent::yes;
     }
     if (r != -EAGAIN && r != -EMSGSIZE) {
         journal_is_away(r);
-        return false;
+        return Sent::away;
     }
     if (r == -EMSGSIZE || backlog_.size() >= backlog_max_entries ||
-        backlog_bytes_ + entry.size() > backlog_max_bytes) {
-        ++busy_dropped_;
-        if (!timer_.enabled())
-            timer_.fire_in(1'000'000);  // report it
-        return false;
-    }
+        backlog_bytes_ + entry.size() > backlog_max_bytes)
+        return Sent::dropped;
     backlog_bytes_ += entry.size();
     backlog_.push_back(std::move(entry));
     writable_.enable(SD_EVENT_ON);
-    return true;
+    return Sent::yes;
 }
 
 int JournalSink::on_writable(sd_event_source*, int, std::uint32_t, void* self)
@@ -207,7 +203,8 @@ int JournalSink::on_timer(sd_event_source*, std::uint64_t, void* self)
 void JournalSink::on_event(const Event& e)
 {
     if (limit_.allow(loop_now(loop_)))
-        send(deletion_fields(e));
+        if (send(deletion_fields(e)) == Sent::dropped)
+            ++busy_dropped_;  // reported by the timer, which this event arms
     if (!timer_.enabled())
         timer_.fire_in(1'000'000);
 }
@@ -222,17 +219,20 @@ bool JournalSink::flush_not_logged()
 {
     std::uint64_t busy = busy_dropped_;
     busy_dropped_ = 0;
-    std::uint64_t n = limit_.take_suppressed() + busy;
+    std::uint64_t n = limit_.take_suppressed() + busy + carried_;
+    carried_ = 0;
     if (unstreamed_total_) {
         std::uint64_t now = unstreamed_total_();
         n += now >= unstreamed_seen_ ? now - unstreamed_seen_ : now;  // the totals were reset
         unstreamed_seen_ = now;
     }
     // With max_journal_per_sec 0 nothing is logged by choice: no noise.
-    // (If this entry cannot be written either, its deletions are counted
-    // again, in the next one.)
-    if (n && limit_.rate() && !send(not_logged_fields(n, limit_.rate(), busy)))
-        busy_dropped_ += n;
+    // If this entry cannot be written either, its deletions go into the
+    // next one (journald's share as such).
+    if (n && limit_.rate() && send(not_logged_fields(n, limit_.rate(), busy)) == Sent::dropped) {
+        busy_dropped_ += busy;
+        carried_ += n - busy;
+    }
     return n > 0;
 }
 

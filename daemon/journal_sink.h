@@ -52,8 +52,11 @@ private:
     // Writes the "N not logged" entry if any were; says whether.
     bool flush_not_logged();
     // One entry to journald; notes when it stops or starts taking them.
-    // False if it was dropped (backlog full, or journald away).
-    bool send(const std::vector<std::string>& fields);
+    // yes: written or in the backlog; dropped: the backlog is full (the
+    // caller counts what that loses); away: journald is not there (counted
+    // for the "back" message).
+    enum class Sent { yes, dropped, away };
+    Sent send(const std::vector<std::string>& fields);
     // Writes one datagram: 0, or -errno (-EAGAIN: journald's queue is full).
     int write_entry(const std::string& entry);
     // (Re)opens the socket to journald; -errno if it cannot.
@@ -68,7 +71,8 @@ private:
     EventSource writable_;                // EPOLLOUT on fd_, enabled while the backlog is not empty
     std::deque<std::string> backlog_;
     std::size_t backlog_bytes_ = 0;
-    std::uint64_t busy_dropped_ = 0;      // entries dropped, backlog full: in the next "not logged" entry
+    std::uint64_t busy_dropped_ = 0;      // deletions' entries dropped, backlog full: in the next "not logged" entry
+    std::uint64_t carried_ = 0;           // deletions of a "not logged" entry that was dropped itself
     RateLimiter limit_;
     std::function<std::uint64_t()> unstreamed_total_;
     std::uint64_t unstreamed_seen_ = 0;
