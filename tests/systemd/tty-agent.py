@@ -114,6 +114,16 @@ def main():
                 prompts += 1
                 print(f"AGENT PROMPT {prompts}", flush=True)
                 if prompts <= tries:
+                    # pkttyagent prints the prompt, then turns echo off
+                    # with TCSAFLUSH, which discards input typed before:
+                    # a password written in between is lost and the prompt
+                    # waits forever (a CI run's wrong-password session
+                    # timed out that way, its password echoed). Type only
+                    # once echo is off, as a person reading the prompt would.
+                    while termios.tcgetattr(master)[3] & termios.ECHO:
+                        if time.monotonic() >= deadline:
+                            break
+                        time.sleep(0.05)
                     os.write(master, (password + "\n").encode())
                 else:
                     # A person who gives up closes the dialog: polkitd
