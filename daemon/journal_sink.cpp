@@ -30,11 +30,17 @@ constexpr std::size_t backlog_max_bytes = 4u << 20;
 
 }  // namespace
 
-int JournalSink::connect_journal()
+void JournalSink::disconnect()
 {
     writable_ = EventSource();
     if (fd_ >= 0)
         close(fd_);
+    fd_ = -1;
+}
+
+int JournalSink::connect_journal()
+{
+    disconnect();
     fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd_ < 0)
         return -errno;
@@ -48,14 +54,12 @@ int JournalSink::connect_journal()
     // Connected, so that EPOLLOUT means journald's queue has room again.
     if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
         int e = errno;
-        close(fd_);
-        fd_ = -1;
+        disconnect();
         return -e;
     }
     auto io = add_io(loop_, "journal-writable", fd_, EPOLLOUT, &JournalSink::on_writable, this);
     if (!io) {
-        close(fd_);
-        fd_ = -1;
+        disconnect();
         return -EIO;
     }
     writable_ = std::move(*io);
@@ -79,9 +83,7 @@ int JournalSink::write_entry(const std::string& entry)
             return -EMSGSIZE;  // larger than a datagram may be: not with our fields' sizes
         // journald restarted (ECONNREFUSED on the old socket) or went away:
         // reconnect once.
-        writable_ = EventSource();
-        close(fd_);
-        fd_ = -1;
+        disconnect();
         if (attempt == 1)
             return -e;
     }
@@ -175,19 +177,13 @@ JournalSink::~JournalSink()
     // At exit the loop is gone: give what waits (the summary written at
     // stop among it) up to two seconds to get into the journal.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (!backlog_.empty() && fd_ >= 0) {
+    for (write_backlog(); !backlog_.empty() && fd_ >= 0; write_backlog()) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         pollfd p{fd_, POLLOUT, 0};
         if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0)
             break;
-        if (write_entry(backlog_.front()) == -EAGAIN)
-            continue;
-        backlog_bytes_ -= backlog_.front().size();
-        backlog_.pop_front();
     }
-    writable_ = EventSource();
-    if (fd_ >= 0)
-        close(fd_);
+    disconnect();
 }
 
 // Every second while deletions are refused; nothing refused in the last

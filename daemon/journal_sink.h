@@ -61,6 +61,7 @@ private:
     int write_entry(const std::string& entry);
     // (Re)opens the socket to journald; -errno if it cannot.
     int connect_journal();
+    void disconnect();
     void journal_is_away(int error);
     void journal_is_back();
     // Writes the backlog while the socket takes it; on EPOLLOUT.
