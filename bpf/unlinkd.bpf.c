@@ -11,8 +11,9 @@
  * claims a call, on_exit counts it) and the helpers it calls, one concern a
  * header: task.bpf.h (pids), path.bpf.h (absolute paths), cgroup.bpf.h,
  * filter.bpf.h and stream.bpf.h. Exactly-once across modes: every entry
- * program inserts into `inflight` with BPF_NOEXIST (the first wins), every
- * exit program counts only if its own delete of that entry succeeded.
+ * program claims the call in the thread's task-local storage only if no
+ * attachment holds it (the first wins), and the first exit program to find
+ * the claim clears it and counts.
  *
  * Top to bottom: the includes, the maps and the helpers that reach them,
  * the helper headers, the hot path, the attach points.
@@ -28,8 +29,9 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before each load: every attachment (one load of this
- * object for one mode) has its own id, kept in the inflight entries it
- * claims, so a replaced attachment can be drained before it is detached. */
+ * object for one mode) has its own id, kept in the claims it makes and
+ * counted in its slot of the open-claim counters, so a replaced attachment
+ * can be drained before it is detached. */
 const volatile __u32 attachment_id = 0;
 /* False for a load that only tries whether a mode works: it must not claim
  * calls, since detaching it right after would lose their exits. */
@@ -37,16 +39,17 @@ const volatile bool claims_calls = true;
 
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
-#define EEXIST 17
 
 /* ---- maps (their keys and values are the ABI, unlinkd.h) ---- */
 
+/* Task-local storage: a look-up is a pointer walk from the task, no hash,
+ * and the thread's claim lives as long as the thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, UNLINKD_MAX_INFLIGHT);
-	__type(key, __u32);
-	__type(value, struct unlinkd_inflight);
-} inflight SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct unlinkd_claim);
+} claims SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -141,6 +144,18 @@ static __always_inline void bump(__u64 *counter)
 	__sync_fetch_and_add(counter, 1);
 }
 
+static __always_inline __u32 claim_slot(__u32 attachment)
+{
+	return attachment & (UNLINKD_CLAIM_SLOTS - 1);
+}
+
+/* The calling thread's claim, created empty on first use when `create`. */
+static __always_inline struct unlinkd_claim *thread_claim(bool create)
+{
+	return bpf_task_storage_get(&claims, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
 /* The helper headers are included here, after the maps, not at the top:
  * they use the maps and get_scratch/get_totals/bump, and C wants a name
  * declared before its use. The maps stay in this file so that all of them,
@@ -157,9 +172,9 @@ static __always_inline void bump(__u64 *counter)
 /* ---- the hot path: entry and exit ---- */
 
 /* do_unlinkat or do_rmdir starts: decide (filters), claim the call
- * (inflight), and stream the names if user space wants events. `name` is a
- * struct filename * (kernel modes) or the syscall's user pointer (tracepoint
- * mode). */
+ * (the thread's claim), and stream the names if user space wants events.
+ * `name` is a struct filename * (kernel modes) or the syscall's user pointer
+ * (tracepoint mode). */
 static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op, int dfd, const void *name,
 				     bool user)
 {
@@ -168,29 +183,32 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
-	struct unlinkd_inflight fl = {};
+	struct unlinkd_claim *claim;
+	struct unlinkd_totals *t;
 	struct scratch *s = NULL;
 	bool wanted, stream, need_name, path_filter, deferred = false;
 	__u64 now;
-	long err;
-
-	struct unlinkd_inflight *claimed;
 
 	if (!claims_calls)
 		return;
-	claimed = bpf_map_lookup_elem(&inflight, &ktid);
-	if (claimed) {
-		struct unlinkd_totals *t;
-
-		if (claimed->attachment != attachment_id)
+	claim = thread_claim(true);
+	t = get_totals();
+	if (!t)
+		return;
+	if (!claim) {
+		bump(&t->inflight_overflows); /* no memory, or task storage busy on this CPU */
+		return;
+	}
+	if (claim->attachment) {
+		if (claim->attachment != attachment_id)
 			return; /* another attached mode saw this call first */
 		/* Our own claim of an earlier call of this thread: its exit
-		 * never ran. Count it as lost and claim this call. */
-		if (bpf_map_delete_elem(&inflight, &ktid))
-			return;
-		t = get_totals();
-		if (t)
-			bump(&t->lost_exits);
+		 * never ran. Count it as lost and closed, then claim this call
+		 * (before the retiring test: a retiring attachment's open
+		 * claims must only ever go down). */
+		claim->attachment = 0;
+		bump(&t->lost_exits);
+		bump(&t->claims_closed[claim_slot(attachment_id)]);
 	}
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || cfg->retiring_attachment == attachment_id)
@@ -268,42 +286,36 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 			stream = stream_token(cfg, now);
 	}
 
-	fl.start_ns = now;
-	fl.mode = mode;
-	fl.op = op;
-	fl.attachment = attachment_id;
-	fl.streamed = stream && !deferred;
-	fl.deferred = deferred;
-	fl.unstreamed = wanted && !stream;
-	fl.dfd = dfd;
-	fl.name_ptr = (__u64)name;
-	err = bpf_map_update_elem(&inflight, &ktid, &fl, BPF_NOEXIST);
-	if (err) {
-		struct unlinkd_totals *t = get_totals();
-
-		if (err != -EEXIST && t)
-			bump(&t->inflight_overflows);
+	claim->start_ns = now;
+	claim->mode = mode;
+	claim->op = op;
+	claim->streamed = stream && !deferred;
+	claim->deferred = deferred;
+	claim->unstreamed = wanted && !stream;
+	claim->dfd = dfd;
+	claim->name_ptr = (__u64)name;
+	claim->attachment = attachment_id;
+	bump(&t->claims_opened[claim_slot(attachment_id)]);
+	if (!claim->streamed || !s)
 		return;
-	}
-	if (!fl.streamed || !s)
-		return;
-	if (stream_entry(s, task, cfg, mode, op, ktid, fl.start_ns, given_len)) {
-		struct unlinkd_inflight *mine = bpf_map_lookup_elem(&inflight, &ktid);
-
-		if (mine)
-			mine->streamed = 0;
-	}
+	if (stream_entry(s, task, cfg, mode, op, ktid, now, given_len))
+		claim->streamed = 0;
 }
 
-static __always_inline void count_process(__u64 id, int result, struct unlinkd_totals *t)
+static __always_inline void count_process(__u64 id, int result, struct unlinkd_claim *claim,
+					  struct unlinkd_totals *t)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct unlinkd_process_key key = {};
 	struct unlinkd_process *p;
 	__u64 now = bpf_ktime_get_ns();
 
+	if (!claim->leader_known) {
+		claim->leader_start_ns = BPF_CORE_READ(task, group_leader, start_time);
+		claim->leader_known = 1;
+	}
 	key.tgid = id >> 32;
-	key.start_ns = BPF_CORE_READ(task, group_leader, start_time);
+	key.start_ns = claim->leader_start_ns;
 	p = bpf_map_lookup_elem(&processes, &key);
 	if (!p) {
 		struct unlinkd_process init = {};
@@ -333,7 +345,7 @@ static __always_inline void count_process(__u64 id, int result, struct unlinkd_t
 
 /* The part of on_entry that needed the user-space name, done at exit for a
  * deferred entry. Returns false when the path filter drops the deletion. */
-static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 ktid, bool *streamed,
+static __always_inline bool late_entry(const struct unlinkd_claim *fl, __u32 ktid, bool *streamed,
 				       bool *unstreamed)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
@@ -366,42 +378,41 @@ static __always_inline bool late_entry(const struct unlinkd_inflight *fl, __u32 
 	return true;
 }
 
-/* do_unlinkat or do_rmdir returns: whoever deletes the inflight entry
- * counts, under the op its entry recorded. */
+/* do_unlinkat or do_rmdir returns: the first exit program to find the
+ * thread's claim clears it and counts, under the op its entry recorded. */
 static __always_inline void on_exit(int result)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 ktid = (__u32)id;
-	struct unlinkd_inflight *entry = bpf_map_lookup_elem(&inflight, &ktid);
-	struct unlinkd_inflight fl;
+	__u32 ktid = (__u32)id, owner;
+	struct unlinkd_claim *claim = thread_claim(false);
 	struct unlinkd_totals *t;
 	bool streamed, unstreamed;
 	__u32 op;
 
-	if (!entry)
-		return;
-	fl = *entry;
-	if (bpf_map_delete_elem(&inflight, &ktid))
-		return; /* another attached mode counted it */
-	streamed = fl.streamed;
-	unstreamed = fl.unstreamed;
-	if (fl.deferred && !late_entry(&fl, ktid, &streamed, &unstreamed))
-		return;
+	if (!claim || !claim->attachment)
+		return; /* not claimed, or another attached mode counted it */
+	owner = claim->attachment;
+	claim->attachment = 0;
 	t = get_totals();
 	if (!t)
+		return;
+	bump(&t->claims_closed[claim_slot(owner)]);
+	streamed = claim->streamed;
+	unstreamed = claim->unstreamed;
+	if (claim->deferred && !late_entry(claim, ktid, &streamed, &unstreamed))
 		return;
 	/* One counter per op; user space sums them for the totals. The op is
 	 * one of two constants the programs set; the test bounds the index for
 	 * the verifier. */
-	op = fl.op == UNLINKD_OP_RMDIR ? UNLINKD_OP_RMDIR : UNLINKD_OP_UNLINK;
+	op = claim->op == UNLINKD_OP_RMDIR ? UNLINKD_OP_RMDIR : UNLINKD_OP_UNLINK;
 	bump(result == 0 ? &t->op_deletes[op] : &t->op_failures[op]);
 	if (unstreamed)
 		bump(&t->events_unstreamed);
-	count_process(id, result, t);
+	count_process(id, result, claim, t);
 	if (streamed) {
 		struct unlinkd_exit_record rec = {
 			.kind = UNLINKD_RECORD_EXIT,
-			.mode = fl.mode,
+			.mode = claim->mode,
 			.kernel_tid = ktid,
 			.result = result,
 		};

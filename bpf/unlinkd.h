@@ -37,12 +37,14 @@
  * left (object_keeper) adopts them only from a build with the same ABI.
  * 0 is what builds before the field existed left there. Bump it with any
  * change to a map's key or value, a record, or an enum's values. */
-#define UNLINKD_ABI_VERSION 4
+#define UNLINKD_ABI_VERSION 5
 /* The audit login uid and session id when unset (AUDIT_UID_UNSET). */
 #define UNLINKD_ID_UNSET 4294967295u
-/* Threads that can be inside do_unlinkat or do_rmdir at once before entries are refused
- * (refusals are counted in unlinkd_totals.inflight_overflows). */
-#define UNLINKD_MAX_INFLIGHT 65536
+/* Counters of open claims, by attachment id modulo this (a power of two):
+ * a hand-over waits until the retiring attachment's slot has as many
+ * claims closed as opened. User space gives attachments that can be live at
+ * once different slots. */
+#define UNLINKD_CLAIM_SLOTS 16
 
 enum unlinkd_mode {
 	UNLINKD_MODE_FENTRY = 0,
@@ -57,25 +59,32 @@ enum unlinkd_op {
 	UNLINKD_OP_COUNT = 2,
 };
 
-/* One per thread inside do_unlinkat or do_rmdir, keyed by the kernel tid
- * (a thread is inside one of them at most, once). The first attached mode to
- * insert it (BPF_NOEXIST) owns the deletion; the exit handler that deletes
- * it is the one that counts, whichever function's exit it is. */
-struct unlinkd_inflight {
+/* The claim of a call: one per thread, in task-local storage (the thread
+ * itself is the key; the kernel frees it with the thread), kept between
+ * calls. A thread is inside do_unlinkat or do_rmdir at most once; the first
+ * attached mode's entry program to find `attachment` 0 sets it and owns the
+ * deletion; the exit program that finds it set clears it and counts,
+ * whichever function's exit it is. */
+struct unlinkd_claim {
 	__u64 start_ns;
 	/* Tracepoint mode only: the user-space name could not be read at
 	 * syscall entry (its page was not faulted in yet; the kernel faults it
 	 * in while copying it), so path filters and the entry record are done
 	 * at exit from name_ptr and dfd. */
 	__u64 name_ptr;
+	/* The thread's process key (unlinkd_process_key.start_ns), read once:
+	 * a thread's tgid never changes, and an exec by another thread hands
+	 * the group leader's start time over with the tgid. */
+	__u64 leader_start_ns;
 	__s32 dfd;
-	__u32 attachment; /* id of the attachment whose entry program claimed it */
+	__u32 attachment; /* id of the attachment whose entry program claimed the call; 0: none */
 	__u8 mode;        /* enum unlinkd_mode of that attachment */
 	__u8 streamed;    /* an entry record went to the ring buffer */
 	__u8 deferred;    /* see name_ptr */
 	__u8 unstreamed;  /* user space wanted the event, the stream budget refused it */
 	__u8 op;          /* enum unlinkd_op: the per-op totals, the deferred entry record */
-	__u8 pad[3];
+	__u8 leader_known; /* leader_start_ns is set */
+	__u8 pad[2];
 };
 
 /* Per-process aggregate key: a pid is reused, (tgid, start time) is not. */
@@ -102,7 +111,7 @@ struct unlinkd_process {
 struct unlinkd_totals {
 	__u64 new_processes;      /* process entries created; evictions = this - live entries */
 	__u64 ringbuf_drops;      /* records that did not fit in the ring buffer */
-	__u64 inflight_overflows; /* deletions not tracked because the inflight map was full */
+	__u64 inflight_overflows; /* deletions not tracked: the kernel had no task storage for their claim */
 	__u64 events_streamed;    /* entry records written */
 	/* Calls whose exit program never ran (the kernel skips the fexit
 	 * programs of a replaced trampoline image for calls inside it, e.g.
@@ -119,6 +128,12 @@ struct unlinkd_totals {
 	 * them never goes down either. */
 	__u64 op_deletes[UNLINKD_OP_COUNT];
 	__u64 op_failures[UNLINKD_OP_COUNT];
+	/* Claims opened and closed (counted, or found lost), by the claiming
+	 * attachment's slot (UNLINKD_CLAIM_SLOTS). Both only grow, and once a
+	 * retiring attachment opens no more, a sum of closed read while exits
+	 * bump it is never above the truth: equal sums mean all closed. */
+	__u64 claims_opened[UNLINKD_CLAIM_SLOTS];
+	__u64 claims_closed[UNLINKD_CLAIM_SLOTS];
 };
 
 /* Filters. Rules live in a hash keyed by (generation, field, value) and the

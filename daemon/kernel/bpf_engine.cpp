@@ -236,12 +236,24 @@ Status BpfMaps::write_config(const unlinkd_config& config)
 // differ from the ids of a previous run's attachments still claiming calls:
 // they start above those, and above a clock that grows faster than ids are
 // used (a previous run's ids that were never kept are below it).
-std::uint32_t BpfMaps::next_attachment_id()
+std::uint32_t BpfMaps::next_attachment_id(const std::vector<std::uint32_t>& live)
 {
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now);
     attachment_ids_above(static_cast<std::uint32_t>(now.tv_sec * 16));
-    return ++last_attachment_id_;
+    // An id in the claim slot of another live attachment would make that
+    // one's drain wait for this one's claims too (HandOver): skip it. There
+    // are fewer live attachments than slots.
+    auto taken = [&](std::uint32_t id) {
+        for (auto other : live)
+            if (((other ^ id) & (UNLINKD_CLAIM_SLOTS - 1)) == 0)
+                return true;
+        return false;
+    };
+    do
+        ++last_attachment_id_;
+    while (taken(last_attachment_id_) || last_attachment_id_ == 0);
+    return last_attachment_id_;
 }
 
 void BpfMaps::attachment_ids_above(std::uint32_t id) { last_attachment_id_ = std::max(last_attachment_id_, id); }
@@ -368,20 +380,18 @@ std::uint64_t BpfMaps::count_processes() const
     return n;
 }
 
-std::size_t BpfMaps::inflight_claimed_by(std::uint32_t attachment_id) const
+std::size_t BpfMaps::open_claims(std::uint32_t attachment_id) const
 {
-    int fd = bpf_map__fd(skel_->maps.inflight);
-    std::uint32_t key = 0, next = 0;
-    const void* prev = nullptr;
-    std::size_t n = 0;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        unlinkd_inflight v{};
-        if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.attachment == attachment_id)
-            ++n;
-        key = next;
-        prev = &key;
+    // Opened first, closed second, in the same copy per CPU; once the
+    // attachment opens no more claims only `closed` moves, so this is never
+    // below the number still open (unlinkd_totals.claims_closed).
+    std::size_t slot = attachment_id & (UNLINKD_CLAIM_SLOTS - 1);
+    std::uint64_t opened = 0, closed = 0;
+    for (const auto& cpu : read_totals_per_cpu()) {
+        opened += cpu.claims_opened[slot];
+        closed += cpu.claims_closed[slot];
     }
-    return n;
+    return opened > closed ? static_cast<std::size_t>(opened - closed) : 0;
 }
 
 Status BpfMaps::reset_counts()
@@ -485,9 +495,10 @@ void ModeAttachment::detach()
     release(exit_links_);
 }
 
-Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(BpfMaps& maps, Mode mode, bool claims_calls)
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::make(BpfMaps& maps, Mode mode, bool claims_calls,
+                                                             const std::vector<std::uint32_t>& live)
 {
-    auto a = load(maps, mode, claims_calls);
+    auto a = load_with_id(maps, mode, maps.next_attachment_id(live), claims_calls);
     if (!a)
         return a.error();
     if (auto s = (*a)->attach(); !s)
@@ -570,7 +581,7 @@ bool HandOver::drained()
             spdlog::warn("{}", s.error().message);
         deadline_ = std::chrono::steady_clock::now() + timeout_;
     }
-    running_ = maps_.inflight_claimed_by(old_->id());
+    running_ = maps_.open_claims(old_->id());
     return running_ == 0 || std::chrono::steady_clock::now() >= deadline_;
 }
 

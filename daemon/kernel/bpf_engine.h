@@ -68,14 +68,17 @@ public:
     // Returns once every BPF program running now has finished (the kernel
     // waits for an RCU grace period when an array of maps is updated).
     Status synchronize();
-    // Threads inside do_unlinkat whose call `attachment_id` claimed.
-    std::size_t inflight_claimed_by(std::uint32_t attachment_id) const;
+    // Calls claimed by `attachment_id` whose exit has not run yet (its slot
+    // of the open-claim counters; see next_attachment_id).
+    std::size_t open_claims(std::uint32_t attachment_id) const;
     // Clears the per-process map and the totals.
     Status reset_counts();
 
     // A new attachment's id: above every id used with these maps so far,
-    // including a previous run's (see attachment_ids_above).
-    std::uint32_t next_attachment_id();
+    // including a previous run's (see attachment_ids_above), and in another
+    // claim slot than the ids in `live` (the attachments that may claim calls
+    // while this one does).
+    std::uint32_t next_attachment_id(const std::vector<std::uint32_t>& live = {});
     void attachment_ids_above(std::uint32_t id);
 
 private:
@@ -91,7 +94,9 @@ public:
     // programs before entry programs so no call is entered unseen.
     // A trial attachment (`claims_calls` false) runs its programs but never
     // claims a call, so detaching it cannot lose one.
-    static Result<std::unique_ptr<ModeAttachment>> make(BpfMaps& maps, Mode mode, bool claims_calls = true);
+    // `live`: the ids of the attachments that may claim calls beside it.
+    static Result<std::unique_ptr<ModeAttachment>> make(BpfMaps& maps, Mode mode, bool claims_calls = true,
+                                                        const std::vector<std::uint32_t>& live = {});
     // Loads the programs (the verifier's part, the slow one) without
     // attaching them: a standby that attach() puts in place in milliseconds.
     static Result<std::unique_ptr<ModeAttachment>> load(BpfMaps& maps, Mode mode, bool claims_calls = true);

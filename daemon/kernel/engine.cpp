@@ -104,8 +104,11 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     // it stays attached, so calls in flight during a trial are still seen by
     // its exit programs.
     std::array<bool, 3> tried{};
+    std::vector<std::uint32_t> adopted_ids;
+    for (const auto& old : adopted)
+        adopted_ids.push_back(old->id());
     for (Mode m : candidate_modes(options.mode)) {
-        auto a = ModeAttachment::make(*e->maps_, m);
+        auto a = ModeAttachment::make(*e->maps_, m, true, adopted_ids);
         tried[static_cast<size_t>(m)] = true;
         e->modes_[static_cast<size_t>(m)] =
             a ? ModeStatus{m, true, 0, {}} : ModeStatus{m, false, a.error().code, a.error().message};
@@ -203,7 +206,19 @@ void Engine::start_load(Mode m)
 {
     // The id is taken here, on the owner's thread; the helper thread only
     // reads the maps' fds and runs the verifier.
-    std::uint32_t id = maps_->next_attachment_id();
+    std::vector<std::uint32_t> live;
+    auto add = [&live](const std::unique_ptr<ModeAttachment>& a) {
+        if (a)
+            live.push_back(a->id());
+    };
+    add(attached_);
+    for (const auto& a : standby_)
+        add(a);
+    for (const auto& a : retiring_)
+        add(a);
+    if (hand_over_)
+        live.push_back(hand_over_->old().id());
+    std::uint32_t id = maps_->next_attachment_id(live);
     const BpfMaps* maps = maps_.get();
     loading_ = Load{m, std::async(std::launch::async, [maps, m, id] { return ModeAttachment::load_with_id(*maps, m, id); })};
 }

@@ -7,17 +7,19 @@
 
 #include "unlinkd.h"
 
-static_assert(sizeof(unlinkd_inflight) == 32);
-static_assert(offsetof(unlinkd_inflight, attachment) == 20);
+static_assert(sizeof(unlinkd_claim) == 40);
+static_assert(offsetof(unlinkd_claim, attachment) == 28);
 static_assert(offsetof(unlinkd_config, retiring_attachment) == 20);
 static_assert(sizeof(unlinkd_process_key) == 16);
 static_assert(offsetof(unlinkd_process_key, start_ns) == 8);
-static_assert(offsetof(unlinkd_inflight, op) == 28);
+static_assert(offsetof(unlinkd_claim, op) == 36);
+static_assert(offsetof(unlinkd_claim, leader_known) == 37);
 static_assert(sizeof(unlinkd_process) == 72);
 static_assert(offsetof(unlinkd_process, pid) == 40);
 static_assert(offsetof(unlinkd_process, comm) == 48);
 static_assert(offsetof(unlinkd_process, loginuid) == 64);
-static_assert(sizeof(unlinkd_totals) == 10 * 8);
+static_assert(sizeof(unlinkd_totals) == (10 + 2 * UNLINKD_CLAIM_SLOTS) * 8);
+static_assert((UNLINKD_CLAIM_SLOTS & (UNLINKD_CLAIM_SLOTS - 1)) == 0, "a mask picks the slot");
 static_assert(sizeof(unlinkd_filter_key) == 24);
 static_assert(offsetof(unlinkd_filter_key, value) == 8);
 static_assert(sizeof(unlinkd_name_hash) == 16);
@@ -27,7 +29,7 @@ static_assert(offsetof(unlinkd_config, cgroupns_root_id) == 32);
 static_assert(offsetof(unlinkd_config, stream_per_sec) == 24);
 static_assert(offsetof(unlinkd_config, abi_version) == 28);
 static_assert(sizeof(unlinkd_stream_budget) == 16);
-static_assert(offsetof(unlinkd_inflight, unstreamed) == 27);
+static_assert(offsetof(unlinkd_claim, unstreamed) == 35);
 static_assert(sizeof(unlinkd_entry_record) == 80);
 static_assert(sizeof(unlinkd_entry_record) % 8 == 0, "data[] starts 8-aligned");
 static_assert(offsetof(unlinkd_entry_record, time_ns) == 8);
