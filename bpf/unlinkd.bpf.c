@@ -74,13 +74,6 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, UNLINKD_FILTER_GENERATIONS);
-	__type(key, __u32); /* generation */
-	__type(value, struct unlinkd_filter_meta);
-} filter_meta SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, UNLINKD_FILTER_GENERATIONS * UNLINKD_MAX_FILTER_RULES);
 	__type(key, struct unlinkd_filter_key);
 	__type(value, __u32);
@@ -149,6 +142,12 @@ static __always_inline __u32 claim_slot(__u32 attachment)
 	return attachment & (UNLINKD_CLAIM_SLOTS - 1);
 }
 
+static __always_inline const struct unlinkd_filter_meta *filter_meta_of(const struct unlinkd_config *cfg,
+								       __u32 generation)
+{
+	return &cfg->filter_metas[generation & (UNLINKD_FILTER_META_SLOTS - 1)];
+}
+
 /* The calling thread's claim, created empty on first use when `create`. */
 static __always_inline struct unlinkd_claim *thread_claim(bool create)
 {
@@ -178,10 +177,9 @@ static __always_inline struct unlinkd_claim *thread_claim(bool create)
 static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op, int dfd, const void *name,
 				     bool user)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 ktid = (__u32)id, zero = 0, gen, used, given_len = 0;
-	struct task_struct *task = (void *)bpf_get_current_task();
-	struct unlinkd_filter_meta *meta;
+	__u32 zero = 0, gen, used, given_len = 0;
+	struct task_struct *task = NULL; /* fetched only when a filter or the stream needs it */
+	const struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
 	struct unlinkd_claim *claim;
 	struct unlinkd_totals *t;
@@ -214,9 +212,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	if (!cfg || cfg->retiring_attachment == attachment_id)
 		return; /* being replaced: the new attachment claims the call */
 	gen = cfg->filter_generation; /* once: the daemon may flip it meanwhile */
-	meta = bpf_map_lookup_elem(&filter_meta, &gen);
-	if (!meta)
-		return;
+	meta = filter_meta_of(cfg, gen);
 	used = meta->include_fields | meta->exclude_fields;
 	wanted = cfg->flags & UNLINKD_CONFIG_STREAM_EVENTS;
 	path_filter = used & (1u << UNLINKD_FILTER_PATH);
@@ -225,6 +221,8 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	now = bpf_ktime_get_ns(); /* once: the budget's window and the call's start */
 	stream = wanted && (path_filter || stream_token(cfg, now));
 	need_name = stream || path_filter;
+	if (used || need_name)
+		task = (void *)bpf_get_current_task();
 	if (need_name || (used & (1u << UNLINKD_FILTER_UNIT))) {
 		s = get_scratch();
 		if (!s)
@@ -298,26 +296,30 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	bump(&t->claims_opened[claim_slot(attachment_id)]);
 	if (!claim->streamed || !s)
 		return;
-	if (stream_entry(s, task, cfg, mode, op, ktid, now, given_len))
+	if (stream_entry(s, task, cfg, mode, op, (__u32)bpf_get_current_pid_tgid(), now, given_len))
 		claim->streamed = 0;
 }
 
-static __always_inline void count_process(__u64 id, int result, struct unlinkd_claim *claim,
-					  struct unlinkd_totals *t)
+/* Helpers are called only where needed: on the counting path each is a
+ * noticeable share of the cost (bench part kstats). */
+static __always_inline void count_process(int result, struct unlinkd_claim *claim, struct unlinkd_totals *t)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
 	struct unlinkd_process_key key = {};
 	struct unlinkd_process *p;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = claim->start_ns; /* the call's start: one clock read per call */
 
-	if (!claim->leader_known) {
+	if (!claim->key_known) {
+		struct task_struct *task = (void *)bpf_get_current_task();
+
+		claim->tgid = bpf_get_current_pid_tgid() >> 32;
 		claim->leader_start_ns = BPF_CORE_READ(task, group_leader, start_time);
-		claim->leader_known = 1;
+		claim->key_known = 1;
 	}
-	key.tgid = id >> 32;
+	key.tgid = claim->tgid;
 	key.start_ns = claim->leader_start_ns;
 	p = bpf_map_lookup_elem(&processes, &key);
 	if (!p) {
+		struct task_struct *task = (void *)bpf_get_current_task();
 		struct unlinkd_process init = {};
 		struct unlinkd_config *cfg;
 		struct ids ids = {};
@@ -349,7 +351,7 @@ static __always_inline bool late_entry(const struct unlinkd_claim *fl, __u32 kti
 				       bool *unstreamed)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
-	struct unlinkd_filter_meta *meta;
+	const struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
 	struct scratch *s = get_scratch();
 	__u32 zero = 0, gen, given_len;
@@ -359,9 +361,7 @@ static __always_inline bool late_entry(const struct unlinkd_claim *fl, __u32 kti
 	if (!cfg || !s)
 		return true;
 	gen = cfg->filter_generation;
-	meta = bpf_map_lookup_elem(&filter_meta, &gen);
-	if (!meta)
-		return true;
+	meta = filter_meta_of(cfg, gen);
 	s->flags = 0;
 	s->cg_depth = 0;
 	given_len = build_path(s, task, fl->dfd, (const void *)fl->name_ptr, true);
@@ -382,8 +382,7 @@ static __always_inline bool late_entry(const struct unlinkd_claim *fl, __u32 kti
  * thread's claim clears it and counts, under the op its entry recorded. */
 static __always_inline void on_exit(int result)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 ktid = (__u32)id, owner;
+	__u32 owner;
 	struct unlinkd_claim *claim = thread_claim(false);
 	struct unlinkd_totals *t;
 	bool streamed, unstreamed;
@@ -399,7 +398,7 @@ static __always_inline void on_exit(int result)
 	bump(&t->claims_closed[claim_slot(owner)]);
 	streamed = claim->streamed;
 	unstreamed = claim->unstreamed;
-	if (claim->deferred && !late_entry(claim, ktid, &streamed, &unstreamed))
+	if (claim->deferred && !late_entry(claim, (__u32)bpf_get_current_pid_tgid(), &streamed, &unstreamed))
 		return;
 	/* One counter per op; user space sums them for the totals. The op is
 	 * one of two constants the programs set; the test bounds the index for
@@ -408,12 +407,12 @@ static __always_inline void on_exit(int result)
 	bump(result == 0 ? &t->op_deletes[op] : &t->op_failures[op]);
 	if (unstreamed)
 		bump(&t->events_unstreamed);
-	count_process(id, result, claim, t);
+	count_process(result, claim, t);
 	if (streamed) {
 		struct unlinkd_exit_record rec = {
 			.kind = UNLINKD_RECORD_EXIT,
 			.mode = claim->mode,
-			.kernel_tid = ktid,
+			.kernel_tid = (__u32)bpf_get_current_pid_tgid(),
 			.result = result,
 		};
 

@@ -72,19 +72,20 @@ struct unlinkd_claim {
 	 * in while copying it), so path filters and the entry record are done
 	 * at exit from name_ptr and dfd. */
 	__u64 name_ptr;
-	/* The thread's process key (unlinkd_process_key.start_ns), read once:
-	 * a thread's tgid never changes, and an exec by another thread hands
-	 * the group leader's start time over with the tgid. */
+	/* The thread's process key (unlinkd_process_key), read once: a
+	 * thread's tgid never changes, and an exec by another thread hands the
+	 * group leader's start time over with the tgid. */
 	__u64 leader_start_ns;
 	__s32 dfd;
 	__u32 attachment; /* id of the attachment whose entry program claimed the call; 0: none */
+	__u32 tgid;       /* kernel tgid, with leader_start_ns */
 	__u8 mode;        /* enum unlinkd_mode of that attachment */
 	__u8 streamed;    /* an entry record went to the ring buffer */
 	__u8 deferred;    /* see name_ptr */
 	__u8 unstreamed;  /* user space wanted the event, the stream budget refused it */
 	__u8 op;          /* enum unlinkd_op: the per-op totals, the deferred entry record */
-	__u8 leader_known; /* leader_start_ns is set */
-	__u8 pad[2];
+	__u8 key_known;   /* tgid and leader_start_ns are set */
+	__u8 pad[6];
 };
 
 /* Per-process aggregate key: a pid is reused, (tgid, start time) is not. */
@@ -97,8 +98,8 @@ struct unlinkd_process_key {
 struct unlinkd_process {
 	__u64 deletes;   /* successful deletions */
 	__u64 failures;  /* deletion attempts that returned an error */
-	__u64 first_ns;  /* CLOCK_MONOTONIC ns of the first counted attempt */
-	__u64 last_ns;   /* ... and of the latest */
+	__u64 first_ns;  /* CLOCK_MONOTONIC ns at the start of the first counted attempt */
+	__u64 last_ns;   /* ... and of the latest (the exit reuses the entry's clock read) */
 	__u64 cgroup_id; /* cgroup v2 id at the first counted attempt */
 	__u32 pid;       /* tgid as seen from the daemon's pid namespace (0: not visible) */
 	__u32 uid;
@@ -137,13 +138,17 @@ struct unlinkd_totals {
 };
 
 /* Filters. Rules live in a hash keyed by (generation, field, value) and the
- * fields in use in a hash keyed by generation; the programs read the active
- * generation from unlinkd_config once per call, so switching to a new filter
- * is one write of a 32-bit value. User space deletes an old generation only
- * after the kernel has waited for every running BPF program (an update of
- * the `sync_outer` array of maps makes it synchronize_rcu()), so no program
- * ever looks up a generation that is gone. */
+ * fields in use in unlinkd_config.filter_metas, a slot per generation
+ * (generation modulo UNLINKD_FILTER_META_SLOTS, so no hash look-up); the
+ * programs read the active generation from unlinkd_config once per call, so
+ * switching to a new filter is one write of a 32-bit value, made after the
+ * write of its slot. User space deletes an old generation only after the
+ * kernel has waited for every running BPF program (an update of the
+ * `sync_outer` array of maps makes it synchronize_rcu()), so no program ever
+ * looks up a generation that is gone, and generations are consecutive, so a
+ * live one's slot is never reused. */
 #define UNLINKD_FILTER_GENERATIONS 5 /* live at once, at most */
+#define UNLINKD_FILTER_META_SLOTS 8  /* more than live generations; a power of two */
 
 enum unlinkd_filter_field {
 	UNLINKD_FILTER_PID = 1,  /* value: __u32 pid in the daemon's pid namespace */
@@ -211,6 +216,7 @@ struct unlinkd_config {
 	 * root). Cgroup paths and units are taken below it, so a daemon in a
 	 * container sees its container's units. */
 	__u64 cgroupns_root_id;
+	struct unlinkd_filter_meta filter_metas[UNLINKD_FILTER_META_SLOTS];
 };
 
 /* The stream budget's state: one global slot. */

@@ -157,6 +157,9 @@ Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes, NamedObjec
         if (skel) {
             maps.reset(new BpfMaps(*skel));
             maps->adopted_ = true;
+            // The previous run's programs may have used any of the
+            // generations up to its active one: the first new one cleans up.
+            maps->oldest_live_generation_ = maps->read_config().filter_generation - (UNLINKD_FILTER_GENERATIONS - 1);
             // Same sizes do not mean same meaning: the build that made them
             // wrote its ABI version into the config.
             if (auto v = maps->read_config().abi_version; v != UNLINKD_ABI_VERSION) {
@@ -183,14 +186,9 @@ Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes, NamedObjec
     auto skel = load_maps(sizes, nullptr);
     if (!skel)
         return skel.error();
+    // Generation 0 in a zeroed config: the empty filter, so fresh maps count
+    // everything.
     maps.reset(new BpfMaps(*skel));
-    // Generation 0: the empty filter, so fresh maps count everything.
-    unlinkd_filter_meta everything{};
-    std::uint32_t zero = 0;
-    if (bpf_map_update_elem(bpf_map__fd((*skel)->maps.filter_meta), &zero, &everything, BPF_ANY)) {
-        int e = errno;
-        return Error{e, std::string("cannot initialise the filter map: ") + std::strerror(e)};
-    }
     return maps;
 }
 
@@ -272,21 +270,13 @@ Status BpfMaps::synchronize()
 Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generation)
 {
     int rules = bpf_map__fd(skel_->maps.filter_rules);
-    int metas = bpf_map__fd(skel_->maps.filter_meta);
     unlinkd_config config = read_config();
 
-    // Room for the new generation: once the table is nearly full, wait until
-    // no program can still be using an old generation, then drop them all
-    // but the active one.
-    std::vector<std::uint32_t> live;
-    std::uint32_t g = 0, next_g = 0;
-    const void* prev_g = nullptr;
-    while (bpf_map_get_next_key(metas, prev_g, &next_g) == 0) {
-        live.push_back(next_g);
-        g = next_g;
-        prev_g = &g;
-    }
-    if (live.size() + 1 >= UNLINKD_FILTER_GENERATIONS) {
+    // Room for the new generation: once the live ones (consecutive, oldest
+    // to active) would be too many, wait until no program can still be using
+    // an old one, then drop the rules of all but the active one (and any a
+    // previous run left).
+    if (generation - oldest_live_generation_ >= UNLINKD_FILTER_GENERATIONS) {
         if (auto s = synchronize(); !s)
             return s.error();
         std::vector<unlinkd_filter_key> stale;
@@ -300,9 +290,7 @@ Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generat
         }
         for (const auto& k : stale)
             bpf_map_delete_elem(rules, &k);
-        for (auto old : live)
-            if (old != config.filter_generation)
-                bpf_map_delete_elem(metas, &old);
+        oldest_live_generation_ = config.filter_generation;
     }
 
     std::vector<unlinkd_filter_key> written;
@@ -321,8 +309,13 @@ Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generat
             return undo(errno);
         written.push_back(k);
     }
-    if (bpf_map_update_elem(metas, &generation, &filter.meta, BPF_ANY))
-        return undo(errno);
+    // Two writes: the programs read the generation, then its slot, so the
+    // slot must be in place before the flip makes it the active one.
+    config.filter_metas[generation & (UNLINKD_FILTER_META_SLOTS - 1)] = filter.meta;
+    if (auto s = write_config(config); !s) {
+        undo(0);
+        return s.error();
+    }
     config.filter_generation = generation;
     return write_config(config);  // the flip
 }

@@ -86,6 +86,8 @@ private:
     unlinkd_bpf* skel_;
     bool adopted_ = false;
     std::uint32_t last_attachment_id_ = 0;
+    // The oldest filter generation a program may still use (apply_filter).
+    std::uint32_t oldest_live_generation_ = 0;
 };
 
 class ModeAttachment {

@@ -7,13 +7,14 @@
 
 #include "unlinkd.h"
 
-static_assert(sizeof(unlinkd_claim) == 40);
+static_assert(sizeof(unlinkd_claim) == 48);
 static_assert(offsetof(unlinkd_claim, attachment) == 28);
 static_assert(offsetof(unlinkd_config, retiring_attachment) == 20);
 static_assert(sizeof(unlinkd_process_key) == 16);
 static_assert(offsetof(unlinkd_process_key, start_ns) == 8);
-static_assert(offsetof(unlinkd_claim, op) == 36);
-static_assert(offsetof(unlinkd_claim, leader_known) == 37);
+static_assert(offsetof(unlinkd_claim, tgid) == 32);
+static_assert(offsetof(unlinkd_claim, op) == 40);
+static_assert(offsetof(unlinkd_claim, key_known) == 41);
 static_assert(sizeof(unlinkd_process) == 72);
 static_assert(offsetof(unlinkd_process, pid) == 40);
 static_assert(offsetof(unlinkd_process, comm) == 48);
@@ -24,12 +25,14 @@ static_assert(sizeof(unlinkd_filter_key) == 24);
 static_assert(offsetof(unlinkd_filter_key, value) == 8);
 static_assert(sizeof(unlinkd_name_hash) == 16);
 static_assert(sizeof(unlinkd_filter_meta) == 8);
-static_assert(sizeof(unlinkd_config) == 40);
+static_assert(sizeof(unlinkd_config) == 40 + 8 * UNLINKD_FILTER_META_SLOTS);
+static_assert(UNLINKD_FILTER_META_SLOTS > UNLINKD_FILTER_GENERATIONS, "a live generation's slot is never reused");
+static_assert((UNLINKD_FILTER_META_SLOTS & (UNLINKD_FILTER_META_SLOTS - 1)) == 0);
 static_assert(offsetof(unlinkd_config, cgroupns_root_id) == 32);
 static_assert(offsetof(unlinkd_config, stream_per_sec) == 24);
 static_assert(offsetof(unlinkd_config, abi_version) == 28);
 static_assert(sizeof(unlinkd_stream_budget) == 16);
-static_assert(offsetof(unlinkd_claim, unstreamed) == 35);
+static_assert(offsetof(unlinkd_claim, unstreamed) == 39);
 static_assert(sizeof(unlinkd_entry_record) == 80);
 static_assert(sizeof(unlinkd_entry_record) % 8 == 0, "data[] starts 8-aligned");
 static_assert(offsetof(unlinkd_entry_record, time_ns) == 8);
