@@ -119,10 +119,20 @@ ctxt_switches() {
 bus_get() { # PROPERTY -> the value
   busctl --address="$BUS" get-property "$BUS_NAME" "$BUS_PATH" "$BUS_NAME" "$1" | awk '{print $2}'
 }
-# The deletes and failures the daemon counted for one pid: "DELETES FAILURES".
+# The deletes and failures the daemon counted for one pid: "DELETES FAILURES"
+# (GetProcesses: a(uuusttts), pid uid loginuid comm deletes failures last unit).
 bus_process_counts() {
   busctl --address="$BUS" --json=short call "$BUS_NAME" "$BUS_PATH" "$BUS_NAME" GetProcesses \
-    | jq -r --argjson pid "$1" '[.data[0][] | select(.[0] == $pid)] | if length == 0 then "0 0" else "\(.[0][3]) \(.[0][4])" end'
+    | jq -r --argjson pid "$1" '[.data[0][] | select(.[0] == $pid)] | if length == 0 then "0 0" else "\(.[0][4]) \(.[0][5])" end'
+}
+
+# The same for a storm's pid, its unlinks only: a storm also removes its
+# THREADS directories at the end, and unlinkd counts those rmdirs as
+# deletions of that pid (bpftrace's unlink hooks do not see them).
+storm_counts() {
+  local d f
+  read -r d f < <(bus_process_counts "$1")
+  echo "$(( d - THREADS )) $f"
 }
 
 new_files_dir() {
@@ -314,7 +324,7 @@ probe_extra() { # VARIANT STORM_PID DELETES_BEFORE(LOST) ...
   cpu1=$(cpu_ms "$TR_PID"); hwm=$(hwm_kib "$TR_PID")
   case $v in
     unlinkd-*)
-      read -r counted failed < <(bus_process_counts "$pid")
+      read -r counted failed < <(storm_counts "$pid")
       lost=$(( $(bus_get LostEvents) - lost0 ))
       stop_tracer ;;
     bpftrace-count-*)
@@ -474,7 +484,7 @@ part_exact() {
       n=$EXACT_COUNT; [ "$op" = unlink ] || n=$COUNT
       lost0=$(bus_get LostEvents); TR_CPU0=$(cpu_ms "$TR_PID")
       s=$(storm "$op" "$n"); pid=$(jq .pid <<<"$s")
-      read -r counted failed < <(bus_process_counts "$pid")
+      read -r counted failed < <(storm_counts "$pid")
       lost=$(( $(bus_get LostEvents) - lost0 ))
       emit "{\"type\":\"exact\",\"mode\":\"$m\",\"config\":\"default\",\"op\":\"$op\",\"issued\":$n,\"deletes\":$counted,\"failures\":$failed,\"lost_events\":$lost,\"cpu_ms\":$(( $(cpu_ms "$TR_PID") - TR_CPU0 )),\"hwm_kib\":$(hwm_kib "$TR_PID"),\"storm\":$s}"
       log "exact $m default $op: issued $n, counted $counted deletes + $failed failures, lost events $lost"
@@ -489,8 +499,9 @@ part_exact() {
     kill -USR1 "$TR_PID"
     wait_for 120 test -s "$T/summary.jsonl" || log "exact $m stream: no summary after SIGUSR1"
     t1=$(now_ns)
+    # process.deletes below: the storm's unlinks only, as storm_counts.
     local summary; summary=$(head -1 "$T/summary.jsonl"); summary=${summary:-null}
-    emit "{\"type\":\"exact\",\"mode\":\"$m\",\"config\":\"stream\",\"op\":\"unlink\",\"issued\":$EXACT_COUNT,\"delivery_s\":$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b - a) / 1e9}'),\"cpu_ms\":$(( $(cpu_ms "$TR_PID") - TR_CPU0 )),\"hwm_kib\":$(hwm_kib "$TR_PID"),\"storm\":$s,\"summary_pid\":$pid,\"summary\":$(jq -c --argjson pid "$pid" '{totals, process: ([.processes[] | select(.pid == $pid)][0])}' <<<"$summary" 2>/dev/null || echo null)}"
+    emit "{\"type\":\"exact\",\"mode\":\"$m\",\"config\":\"stream\",\"op\":\"unlink\",\"issued\":$EXACT_COUNT,\"delivery_s\":$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b - a) / 1e9}'),\"cpu_ms\":$(( $(cpu_ms "$TR_PID") - TR_CPU0 )),\"hwm_kib\":$(hwm_kib "$TR_PID"),\"storm\":$s,\"summary_pid\":$pid,\"summary\":$(jq -c --argjson pid "$pid" --argjson threads "$THREADS" '{totals, process: ([.processes[] | select(.pid == $pid)][0] | if . then .deletes -= $threads else . end)}' <<<"$summary" 2>/dev/null || echo null)}"
     log "exact $m stream: $(tail -1 "$RAW" | jq -c '{issued, delivery_s, totals: .summary.totals, process: .summary.process.deletes}')"
     stop_tracer
   done
@@ -557,7 +568,7 @@ part_switch() {
   local storms; storms=$(wc -l < "$T/switch-storms.jsonl")
   while read -r line; do
     pid=$(jq .pid <<<"$line"); issued=$(( issued + $(jq .deletes <<<"$line") ))
-    read -r counted failed < <(bus_process_counts "$pid")
+    read -r counted failed < <(storm_counts "$pid")
     counted_all=$(( counted_all + counted )); failed_all=$(( failed_all + failed ))
   done < "$T/switch-storms.jsonl"
   emit "{\"type\":\"switch\",\"issued\":$issued,\"deletes\":$counted_all,\"failures\":$failed_all,\"storms\":$storms,\"switches\":[$(IFS=,; echo "${times[*]}")]}"
