@@ -137,15 +137,10 @@ static __always_inline void bump(__u64 *counter)
 	__sync_fetch_and_add(counter, 1);
 }
 
-static __always_inline __u32 claim_slot(__u32 attachment)
-{
-	return attachment & (UNLINKD_CLAIM_SLOTS - 1);
-}
-
 static __always_inline const struct unlinkd_filter_meta *filter_meta_of(const struct unlinkd_config *cfg,
 								       __u32 generation)
 {
-	return &cfg->filter_metas[generation & (UNLINKD_FILTER_META_SLOTS - 1)];
+	return &cfg->filter_metas[UNLINKD_FILTER_META_SLOT(generation)];
 }
 
 /* The calling thread's claim, created empty on first use when `create`. */
@@ -206,7 +201,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 		 * claims must only ever go down). */
 		claim->attachment = 0;
 		bump(&t->lost_exits);
-		bump(&t->claims_closed[claim_slot(attachment_id)]);
+		bump(&t->claims_closed[UNLINKD_CLAIM_SLOT(attachment_id)]);
 	}
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || cfg->retiring_attachment == attachment_id)
@@ -293,7 +288,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	claim->dfd = dfd;
 	claim->name_ptr = (__u64)name;
 	claim->attachment = attachment_id;
-	bump(&t->claims_opened[claim_slot(attachment_id)]);
+	bump(&t->claims_opened[UNLINKD_CLAIM_SLOT(attachment_id)]);
 	if (!claim->streamed || !s)
 		return;
 	if (stream_entry(s, task, cfg, mode, op, (__u32)bpf_get_current_pid_tgid(), now, given_len))
@@ -395,7 +390,7 @@ static __always_inline void on_exit(int result)
 	t = get_totals();
 	if (!t)
 		return;
-	bump(&t->claims_closed[claim_slot(owner)]);
+	bump(&t->claims_closed[UNLINKD_CLAIM_SLOT(owner)]);
 	streamed = claim->streamed;
 	unstreamed = claim->unstreamed;
 	if (claim->deferred && !late_entry(claim, (__u32)bpf_get_current_pid_tgid(), &streamed, &unstreamed))

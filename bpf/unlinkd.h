@@ -45,6 +45,7 @@
  * claims closed as opened. User space gives attachments that can be live at
  * once different slots. */
 #define UNLINKD_CLAIM_SLOTS 16
+#define UNLINKD_CLAIM_SLOT(attachment_id) ((attachment_id) & (UNLINKD_CLAIM_SLOTS - 1))
 
 enum unlinkd_mode {
 	UNLINKD_MODE_FENTRY = 0,
@@ -149,6 +150,7 @@ struct unlinkd_totals {
  * live one's slot is never reused. */
 #define UNLINKD_FILTER_GENERATIONS 5 /* live at once, at most */
 #define UNLINKD_FILTER_META_SLOTS 8  /* more than live generations; a power of two */
+#define UNLINKD_FILTER_META_SLOT(generation) ((generation) & (UNLINKD_FILTER_META_SLOTS - 1))
 
 enum unlinkd_filter_field {
 	UNLINKD_FILTER_PID = 1,  /* value: __u32 pid in the daemon's pid namespace */

@@ -157,12 +157,13 @@ Result<std::unique_ptr<BpfMaps>> BpfMaps::make(const MapSizes& sizes, NamedObjec
         if (skel) {
             maps.reset(new BpfMaps(*skel));
             maps->adopted_ = true;
+            unlinkd_config kept = maps->read_config();
             // The previous run's programs may have used any of the
             // generations up to its active one: the first new one cleans up.
-            maps->oldest_live_generation_ = maps->read_config().filter_generation - (UNLINKD_FILTER_GENERATIONS - 1);
+            maps->oldest_live_generation_ = kept.filter_generation - (UNLINKD_FILTER_GENERATIONS - 1);
             // Same sizes do not mean same meaning: the build that made them
             // wrote its ABI version into the config.
-            if (auto v = maps->read_config().abi_version; v != UNLINKD_ABI_VERSION) {
+            if (auto v = kept.abi_version; v != UNLINKD_ABI_VERSION) {
                 spdlog::warn("cannot adopt the maps of the previous run (they are of ABI version {}, this build's "
                              "is {}); starting from zero",
                              v, UNLINKD_ABI_VERSION);
@@ -244,7 +245,7 @@ std::uint32_t BpfMaps::next_attachment_id(const std::vector<std::uint32_t>& live
     // are fewer live attachments than slots.
     auto taken = [&](std::uint32_t id) {
         for (auto other : live)
-            if (((other ^ id) & (UNLINKD_CLAIM_SLOTS - 1)) == 0)
+            if (UNLINKD_CLAIM_SLOT(other) == UNLINKD_CLAIM_SLOT(id))
                 return true;
         return false;
     };
@@ -294,9 +295,12 @@ Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generat
     }
 
     std::vector<unlinkd_filter_key> written;
-    auto undo = [&](int err) {
+    auto remove_written = [&] {
         for (const auto& w : written)
             bpf_map_delete_elem(rules, &w);
+    };
+    auto undo = [&](int err) {
+        remove_written();
         return Error{err, std::string("cannot install the filter in the kernel: ") + std::strerror(err)};
     };
     for (const auto& e : filter.entries) {
@@ -311,9 +315,9 @@ Status BpfMaps::apply_filter(const CompiledFilter& filter, std::uint32_t generat
     }
     // Two writes: the programs read the generation, then its slot, so the
     // slot must be in place before the flip makes it the active one.
-    config.filter_metas[generation & (UNLINKD_FILTER_META_SLOTS - 1)] = filter.meta;
+    config.filter_metas[UNLINKD_FILTER_META_SLOT(generation)] = filter.meta;
     if (auto s = write_config(config); !s) {
-        undo(0);
+        remove_written();
         return s.error();
     }
     config.filter_generation = generation;
@@ -378,7 +382,7 @@ std::size_t BpfMaps::open_claims(std::uint32_t attachment_id) const
     // Opened first, closed second, in the same copy per CPU; once the
     // attachment opens no more claims only `closed` moves, so this is never
     // below the number still open (unlinkd_totals.claims_closed).
-    std::size_t slot = attachment_id & (UNLINKD_CLAIM_SLOTS - 1);
+    std::size_t slot = UNLINKD_CLAIM_SLOT(attachment_id);
     std::uint64_t opened = 0, closed = 0;
     for (const auto& cpu : read_totals_per_cpu()) {
         opened += cpu.claims_opened[slot];
