@@ -4,7 +4,7 @@
  * turns the name a deletion was given (relative to a dfd or the cwd, with
  * "." and "..") into the absolute path in s->path, walking dentries and
  * mounts up to the root with bpf_loop. Part of unlinkd.bpf.c: included after
- * its maps, it uses the `scratch` map (get_scratch) and AT_FDCWD from there.
+ * its maps, it uses AT_FDCWD from there; its callers pass the scratch space.
  */
 #ifndef UNLINKD_PATH_BPF_H
 #define UNLINKD_PATH_BPF_H
@@ -16,7 +16,10 @@ static __always_inline struct mount *real_mount(struct vfsmount *vfsmnt)
 	return (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
 }
 
+/* The bpf_loop callbacks get the scratch space through their context: one
+ * map look-up per path instead of one per directory or byte. */
 struct walk_ctx {
+	struct scratch *s;
 	struct dentry *dentry;
 	struct mount *mnt;
 	__u32 depth;
@@ -27,14 +30,12 @@ struct walk_ctx {
  * mountpoint. Stops at the root of the mount tree. */
 static long walk_up(__u32 i, struct walk_ctx *c)
 {
-	struct scratch *s = get_scratch();
+	struct scratch *s = c->s;
 	/* Locals, not c->...: BPF_CORE_READ relocates its whole argument
 	 * expression, and walk_ctx is not a kernel type. */
 	struct dentry *d = c->dentry, *up;
 	struct mount *mnt = c->mnt, *parent;
 
-	if (!s)
-		return 1;
 	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
 		parent = BPF_CORE_READ(mnt, mnt_parent);
 		if (!parent || parent == mnt) {
@@ -80,49 +81,123 @@ static __always_inline int push_component(struct scratch *s, const void *src, __
 	return 0;
 }
 
-static long append_dir_component(__u32 i, void *unused)
+static long append_dir_component(__u32 i, struct scratch **sp)
 {
-	struct scratch *s = get_scratch();
+	struct scratch *s = *sp;
 	struct dentry *d;
 
-	if (!s || i >= s->dir_depth)
+	if (i >= s->dir_depth)
 		return 1;
 	d = (void *)s->dentries[(s->dir_depth - 1 - i) & (UNLINKD_MAX_DIR_DEPTH - 1)];
 	return push_component(s, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len));
 }
 
-struct norm_ctx {
-	__u32 given_len;
-	__u32 comp_start;
-};
-
-/* Called for every byte of the given name and once past its end: at each
- * '/' or the end, the component before it is dropped ("" and "."), pops the
- * last one (".."), or is appended. */
-static long normalise_step(__u32 i, struct norm_ctx *c)
+/* The component of the given name at data[start..start+n): dropped ("" and
+ * "."), popping the last one (".."), or appended. 1 when it does not fit. */
+static __always_inline int take_component(struct scratch *s, __u32 start, __u32 n)
 {
-	struct scratch *s = get_scratch();
-	__u32 start, n;
-
-	if (!s)
-		return 1;
-	if (i < c->given_len && s->data[i & OFF_MASK] != '/')
-		return 0;
-	start = c->comp_start;
-	n = i - start;
-	c->comp_start = i + 1;
 	if (n == 0 || (n == 1 && s->data[start & OFF_MASK] == '.'))
-		return i >= c->given_len;
+		return 0;
 	if (n == 2 && s->data[start & OFF_MASK] == '.' && s->data[(start + 1) & OFF_MASK] == '.') {
 		if (s->n_components > 0) {
 			s->n_components--;
 			s->path_len = s->starts[s->n_components & (UNLINKD_MAX_COMPONENTS - 1)];
 		}
-		return i >= c->given_len;
+		return 0;
 	}
-	if (push_component(s, &s->data[start & OFF_MASK], n))
+	return push_component(s, &s->data[start & OFF_MASK], n);
+}
+
+struct norm_ctx {
+	struct scratch *s;
+	__u32 given_len;
+	__u32 comp_start;
+};
+
+#define BYTE_ONES 0x0101010101010101ULL  /* 0x01 in every byte of a word */
+#define BYTE_HIGHS 0x8080808080808080ULL /* each byte's high bit */
+#define SEPS_MASK (UNLINKD_MAX_COMPONENTS - 1)
+
+/* The bytes of a word that are zero, as the high bit of each (exact: no
+ * carry crosses a byte, unlike the shorter (x - BYTE_ONES) & ~x form). */
+static __always_inline __u64 zero_bytes(__u64 x)
+{
+	return ~(((x & ~BYTE_HIGHS) + ~BYTE_HIGHS) | x) & BYTE_HIGHS;
+}
+
+/* Eight bytes of the given name per call: records where each '/' is, and
+ * the end (given_len) as one more separator, in s->seps. A name is scanned
+ * a word at a time; the components are then taken one call each
+ * (normalise_component), not one call per byte. */
+/* The count lives in the scratch map, not in the context on the stack: the
+ * verifier tracks a stack value's range from call to call and would not
+ * see the loop converge (E2BIG on load). */
+static long find_separators(__u32 i, struct norm_ctx *c)
+{
+	struct scratch *s = c->s;
+	__u32 base = i * 8, n = s->n_seps, k;
+	__u64 w, seps;
+
+	if (base > c->given_len || n >= UNLINKD_MAX_COMPONENTS)
+		return 1; /* done, or more than s->seps holds */
+	__builtin_memcpy(&w, &s->data[base & OFF_MASK], sizeof(w)); /* little-endian: byte k is bits 8k.. */
+	seps = zero_bytes(w ^ ('/' * BYTE_ONES));
+	if (c->given_len < base + 8) {
+		__u32 end = (c->given_len - base) & 7;
+
+		seps = (seps & ((1ULL << (8 * end)) - 1)) | (0x80ULL << (8 * end));
+	}
+	/* Branch-free: every byte's position is written at the next free
+	 * slot, which only a separator takes. */
+#pragma unroll
+	for (k = 0; k < 8; k++) {
+		s->seps[n & SEPS_MASK] = base + k;
+		n += (seps >> (8 * k + 7)) & 1;
+	}
+	s->n_seps = n;
+	return c->given_len < base + 8;
+}
+
+static long normalise_component(__u32 i, struct norm_ctx *c)
+{
+	struct scratch *s = c->s;
+	__u32 end, start = c->comp_start;
+
+	if (i >= s->n_seps)
 		return 1;
-	return i >= c->given_len;
+	end = s->seps[i & SEPS_MASK];
+	c->comp_start = end + 1;
+	return take_component(s, start, end - start) || end >= c->given_len;
+}
+
+/* The fallback for a name with more separators than s->seps holds: a call
+ * per byte. */
+static long normalise_step(__u32 i, struct norm_ctx *c)
+{
+	struct scratch *s = c->s;
+	__u32 start = c->comp_start;
+
+	if (i < c->given_len && s->data[i & OFF_MASK] != '/')
+		return 0;
+	c->comp_start = i + 1;
+	return take_component(s, start, i - start) || i >= c->given_len;
+}
+
+/* Joins the given name (in data[0..given_len)) to the directory in s->path,
+ * resolving "", "." and "..". */
+static __always_inline void normalise(struct scratch *s, __u32 given_len)
+{
+	struct norm_ctx c = { .s = s, .given_len = given_len };
+	bool fast;
+
+	s->n_seps = 0;
+	bpf_loop(given_len / 8 + 1, find_separators, &c, 0);
+	fast = s->n_seps < UNLINKD_MAX_COMPONENTS;
+	/* Both loops always run (one of them zero times): two call sites the
+	 * compiler cannot merge into one with two callbacks, which the
+	 * verifier would not inline. */
+	bpf_loop(fast ? s->n_seps : 0, normalise_component, &c, 0);
+	bpf_loop(fast ? 0 : given_len + 1, normalise_step, &c, 0);
 }
 
 /* Reads the name as the caller passed it into s->data[0..]. */
@@ -149,7 +224,8 @@ static __always_inline __u32 read_given(struct scratch *s, const void *name, boo
  * not reach the root within UNLINKD_MAX_DIR_DEPTH directories. */
 static __always_inline bool walk_from_root(struct scratch *s, struct vfsmount *vfsmnt, struct dentry *dentry)
 {
-	struct walk_ctx walk = {};
+	struct walk_ctx walk = { .s = s };
+	struct scratch *sp = s;
 
 	walk.dentry = dentry;
 	walk.mnt = real_mount(vfsmnt);
@@ -157,7 +233,7 @@ static __always_inline bool walk_from_root(struct scratch *s, struct vfsmount *v
 	if (!walk.done)
 		return false;
 	s->dir_depth = walk.depth;
-	bpf_loop(UNLINKD_MAX_DIR_DEPTH, append_dir_component, NULL, 0);
+	bpf_loop(UNLINKD_MAX_DIR_DEPTH, append_dir_component, &sp, 0);
 	return true;
 }
 
@@ -191,7 +267,6 @@ static __always_inline __u32 resolve_exe(struct scratch *s, struct task_struct *
 static __always_inline __u32 build_path(struct scratch *s, struct task_struct *task, int dfd,
 					const void *name, bool user)
 {
-	struct norm_ctx norm = {};
 	struct vfsmount *vfsmnt;
 	struct dentry *dentry;
 	__u32 given_len;
@@ -228,8 +303,7 @@ static __always_inline __u32 build_path(struct scratch *s, struct task_struct *t
 	if (!walk_from_root(s, vfsmnt, dentry))
 		goto unresolved;
 
-	norm.given_len = given_len;
-	bpf_loop(given_len + 1, normalise_step, &norm, 0);
+	normalise(s, given_len);
 	if (s->flags & UNLINKD_EVENT_PATH_UNRESOLVED)
 		goto unresolved;
 	if (s->path_len == 0) {

@@ -28,10 +28,12 @@ struct scratch {
 	__u64 dentries[UNLINKD_MAX_DIR_DEPTH];	   /* leaf first */
 	__u64 cgroups[UNLINKD_MAX_CGROUP_DEPTH];   /* leaf first */
 	__u16 starts[UNLINKD_MAX_COMPONENTS];	   /* offset of each component's '/' */
+	__u16 seps[UNLINKD_MAX_COMPONENTS];	   /* where the given name's components end */
 	__u32 dir_depth;
 	__u32 cg_depth;
 	__u32 path_len;
 	__u32 n_components;
+	__u32 n_seps; /* entries of seps in use (see find_separators) */
 	__u32 flags;
 };
 

@@ -84,6 +84,58 @@ TEST_CASE("absolute, cwd-relative and dirfd-relative deletions: exact counts and
     }
 }
 
+// The kernel side scans a name eight bytes at a time for its separators
+// and falls back to a byte at a time beyond UNLINKD_MAX_COMPONENTS of them:
+// names whose '/', ".", ".." and end fall at every offset of a word, and
+// one with 301 separators.
+TEST_CASE("names are normalised wherever their separators fall, and with hundreds of them", "[counts]")
+{
+    for (Mode mode : test_modes()) {
+        DYNAMIC_SECTION("mode " << mode_name(mode))
+        {
+            Scratch s;
+            REQUIRE(mkdir(s.path("sub").c_str(), 0755) == 0);
+            REQUIRE(mkdir(s.path("sub/d").c_str(), 0755) == 0);
+            std::string many;
+            for (int i = 0; i < 300; ++i)
+                many += "./";
+            many += "sub/d/f3";
+            const std::vector<std::pair<std::string, std::string>> cases = {
+                {"sub//d/./../d/f1", "sub/d/f1"},
+                {"sub/d/f2", "sub/d/f2"},                  // ends at a word's last byte + 1
+                {"sub/d/f67890abcd", "sub/d/f67890abcd"},  // 16 bytes: the end opens a word
+                {many, "sub/d/f3"},                        // 301 separators: the fallback
+                {"./sub/d/../../sub/d/f4567890", "sub/d/f4567890"},
+                {"sub/./d/.hidden", "sub/d/.hidden"},
+                {"sub/d/..x", "sub/d/..x"},  // not "..": a name
+                {"/" + s.dir() + "//sub///d/f5", "sub/d/f5"},
+            };
+            for (const auto& c : cases)
+                s.create(c.second);
+            auto t = start_engine(mode);
+            pid_t pid = run_child({"ulk-norm"}, [&]() {
+                if (chdir(s.dir().c_str()))
+                    return 1;
+                for (const auto& c : cases)
+                    if (unlink(c.first.c_str()))
+                        return 2;
+                return 0;
+            });
+            REQUIRE(t->drain_until([&]() { return t->collector.for_pid(pid).size() >= cases.size(); }));
+            auto ev = t->collector.for_pid(pid);
+            REQUIRE(ev.size() == cases.size());
+            for (std::size_t i = 0; i < cases.size(); ++i) {
+                INFO("name " << cases[i].first);
+                CHECK(ev[i].result == 0);
+                CHECK(ev[i].path_as_given == cases[i].first);
+                CHECK(ev[i].path == s.path(cases[i].second));
+                CHECK_FALSE(ev[i].path_truncated);
+            }
+            CHECK(t->process(pid).deletes == cases.size());
+        }
+    }
+}
+
 TEST_CASE("failures carry the errno: ENOENT, EACCES as a non-root uid, EISDIR", "[counts]")
 {
     for (Mode mode : test_modes()) {
