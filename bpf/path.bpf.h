@@ -22,6 +22,7 @@ struct walk_ctx {
 	struct scratch *s;
 	struct dentry *dentry;
 	struct mount *mnt;
+	struct dentry *mnt_root; /* mnt's root, read once per mount, not per directory */
 	__u32 depth;
 	int done;
 };
@@ -36,7 +37,7 @@ static long walk_up(__u32 i, struct walk_ctx *c)
 	struct dentry *d = c->dentry, *up;
 	struct mount *mnt = c->mnt, *parent;
 
-	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
+	if (d == c->mnt_root) {
 		parent = BPF_CORE_READ(mnt, mnt_parent);
 		if (!parent || parent == mnt) {
 			c->done = 1;
@@ -44,6 +45,7 @@ static long walk_up(__u32 i, struct walk_ctx *c)
 		}
 		c->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		c->mnt = parent;
+		c->mnt_root = BPF_CORE_READ(parent, mnt.mnt_root);
 		return 0;
 	}
 	up = BPF_CORE_READ(d, d_parent);
@@ -84,12 +86,21 @@ static __always_inline int push_component(struct scratch *s, const void *src, __
 static long append_dir_component(__u32 i, struct scratch **sp)
 {
 	struct scratch *s = *sp;
+	const unsigned char *name;
 	struct dentry *d;
+	__u64 q[2]; /* the qstr: aligned for the pointer read out of it */
+	__u32 len;
 
 	if (i >= s->dir_depth)
 		return 1;
 	d = (void *)s->dentries[(s->dir_depth - 1 - i) & (UNLINKD_MAX_DIR_DEPTH - 1)];
-	return push_component(s, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len));
+	/* The name and its length in one read of the dentry's qstr, as the
+	 * kernel lays it out (CO-RE offsets; a layout that does not fit these
+	 * 16 bytes fails the load, it is never misread). */
+	bpf_probe_read_kernel(q, sizeof(q), (const char *)d + bpf_core_field_offset(struct dentry, d_name));
+	name = *(const unsigned char **)((char *)q + bpf_core_field_offset(struct qstr, name));
+	len = *(__u32 *)((char *)q + bpf_core_field_offset(struct qstr, len));
+	return push_component(s, name, len);
 }
 
 /* The component of the given name at data[start..start+n): dropped ("" and
@@ -229,6 +240,7 @@ static __always_inline bool walk_from_root(struct scratch *s, struct vfsmount *v
 
 	walk.dentry = dentry;
 	walk.mnt = real_mount(vfsmnt);
+	walk.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	bpf_loop(2 * UNLINKD_MAX_DIR_DEPTH, walk_up, &walk, 0);
 	if (!walk.done)
 		return false;
