@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "unlinkd.skel.h"
@@ -410,9 +412,10 @@ Status BpfMaps::reset_counts()
 
 int ModeAttachment::Link::get_fd() const { return link ? bpf_link__fd(link) : fd; }
 
-Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load(BpfMaps& maps, Mode mode, bool claims_calls)
+Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load(BpfMaps& maps, Mode mode,
+                                                             const std::vector<std::uint32_t>& live)
 {
-    return load_with_id(maps, mode, maps.next_attachment_id(), claims_calls);
+    return load_with_id(maps, mode, maps.next_attachment_id(live));
 }
 
 Result<std::unique_ptr<ModeAttachment>> ModeAttachment::load_with_id(const BpfMaps& maps, Mode mode,
@@ -530,6 +533,52 @@ std::vector<std::unique_ptr<ModeAttachment>> ModeAttachment::adopt(BpfMaps& maps
     return out;
 }
 
+std::vector<std::string> ModeAttachment::program_tags() const
+{
+    std::vector<std::string> tags;
+    auto hex = [](const unsigned char* bytes, std::size_t n) {
+        std::string out;
+        for (std::size_t i = 0; i < n; ++i)
+            out += fmt::format("{:02x}", bytes[i]);
+        return out;
+    };
+    if (skel_) {
+        auto mine = programs_of(skel_, mode_);
+        for (auto [kind, progs] : {std::pair{"e:", &mine.entry}, std::pair{"x:", &mine.exit}})
+            for (auto* p : *progs) {
+                bpf_prog_info info{};
+                __u32 len = sizeof(info);
+                if (bpf_program__fd(p) < 0 || bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len))
+                    return {};
+                tags.push_back(kind + hex(info.tag, sizeof(info.tag)));
+            }
+    } else {
+        // A link's info names its program's id, not its tag, and opening a
+        // program by id takes CAP_SYS_ADMIN; the link's fdinfo has the tag.
+        for (auto [kind, links] : {std::pair{"e:", &entry_links_}, std::pair{"x:", &exit_links_}})
+            for (const auto& l : *links) {
+                std::ifstream in("/proc/self/fdinfo/" + std::to_string(l.get_fd()));
+                std::string line, tag;
+                while (std::getline(in, line))
+                    if (line.rfind("prog_tag:", 0) == 0 && line.find_first_not_of(" \t", 9) != std::string::npos)
+                        tag = line.substr(line.find_first_not_of(" \t", 9));
+                if (tag.size() != 2 * sizeof(bpf_prog_info{}.tag))
+                    return {};
+                tags.push_back(kind + tag);
+            }
+    }
+    std::sort(tags.begin(), tags.end());
+    return tags;
+}
+
+bool ModeAttachment::same_programs(const ModeAttachment& other) const
+{
+    if (mode_ != other.mode_)
+        return false;
+    auto mine = program_tags();
+    return !mine.empty() && mine == other.program_tags();
+}
+
 NamedObjects ModeAttachment::objects() const
 {
     NamedObjects out;
@@ -600,7 +649,7 @@ std::size_t HandOver::finish()
 
 ModeStatus probe_mode(BpfMaps& maps, Mode mode)
 {
-    auto a = ModeAttachment::make(maps, mode, false);
+    auto a = ModeAttachment::make(maps, mode, false, {});  // claims nothing: no slot to keep apart
     if (a)
         return ModeStatus{mode, true, 0, {}};
     return ModeStatus{mode, false, a.error().code, a.error().message};

@@ -78,7 +78,10 @@ public:
     // including a previous run's (see attachment_ids_above), and in another
     // claim slot than the ids in `live` (the attachments that may claim calls
     // while this one does).
-    std::uint32_t next_attachment_id(const std::vector<std::uint32_t>& live = {});
+    // Every caller names `live`: a default of none let two attachments of one
+    // hand-over share a slot (ids taken in different seconds often do), and
+    // the old one's drain could then end with a call of its own in flight.
+    std::uint32_t next_attachment_id(const std::vector<std::uint32_t>& live);
     void attachment_ids_above(std::uint32_t id);
 
 private:
@@ -97,11 +100,12 @@ public:
     // A trial attachment (`claims_calls` false) runs its programs but never
     // claims a call, so detaching it cannot lose one.
     // `live`: the ids of the attachments that may claim calls beside it.
-    static Result<std::unique_ptr<ModeAttachment>> make(BpfMaps& maps, Mode mode, bool claims_calls = true,
-                                                        const std::vector<std::uint32_t>& live = {});
+    static Result<std::unique_ptr<ModeAttachment>> make(BpfMaps& maps, Mode mode, bool claims_calls,
+                                                        const std::vector<std::uint32_t>& live);
     // Loads the programs (the verifier's part, the slow one) without
     // attaching them: a standby that attach() puts in place in milliseconds.
-    static Result<std::unique_ptr<ModeAttachment>> load(BpfMaps& maps, Mode mode, bool claims_calls = true);
+    static Result<std::unique_ptr<ModeAttachment>> load(BpfMaps& maps, Mode mode,
+                                                        const std::vector<std::uint32_t>& live);
     // The same with an id taken from maps.next_attachment_id() beforehand:
     // touches `maps` only to read its fds, so it may run on a helper thread
     // while the owner's thread keeps using the maps (the Engine's standbys).
@@ -126,6 +130,11 @@ public:
 
     Mode mode() const { return mode_; }
     std::uint32_t id() const { return id_; }
+    // Whether both run the same instructions: the kernel's tag (a hash of a
+    // program's instructions, not of its maps or ids) of each entry and exit
+    // program, from the loaded programs or, adopted, from the links' fdinfo.
+    // True for two loads of one build in one mode on one kernel.
+    bool same_programs(const ModeAttachment& other) const;
     // The links by their kept names ("link-<mode>-<id>-<e|x><n>").
     NamedObjects objects() const;
 
@@ -137,6 +146,9 @@ private:
         int get_fd() const;
     };
     ModeAttachment(unlinkd_bpf* skel, Mode mode, std::uint32_t id) : skel_(skel), mode_(mode), id_(id) {}
+    // "e:<tag>" per entry program and "x:<tag>" per exit program, sorted;
+    // empty when one cannot be read.
+    std::vector<std::string> program_tags() const;
     unlinkd_bpf* skel_;  // null when adopted
     Mode mode_;
     std::uint32_t id_;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -107,8 +108,25 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     std::vector<std::uint32_t> adopted_ids;
     for (const auto& old : adopted)
         adopted_ids.push_back(old->id());
+    bool kept = false;
     for (Mode m : candidate_modes(options.mode)) {
-        auto a = ModeAttachment::make(*e->maps_, m, true, adopted_ids);
+        auto a = ModeAttachment::load_with_id(*e->maps_, m, e->maps_->next_attachment_id(adopted_ids));
+        if (a) {
+            // A previous run's attachment of this mode that runs this build's
+            // programs goes on as this run's, the newest if two do: a
+            // hand-over would only risk counts, most of all fentry to fentry
+            // (attaching and detaching replace the trampoline's image, and
+            // the kernel skips the fexit of every call still inside it).
+            auto same = std::find_if(adopted.rbegin(), adopted.rend(),
+                                     [&](const auto& old) { return old->same_programs(**a); });
+            if (same != adopted.rend()) {
+                *a = std::move(*same);
+                adopted.erase(std::next(same).base());
+                kept = true;
+            } else if (auto s = (*a)->attach(); !s) {
+                a = s.error();
+            }
+        }
         tried[static_cast<size_t>(m)] = true;
         e->modes_[static_cast<size_t>(m)] =
             a ? ModeStatus{m, true, 0, {}} : ModeStatus{m, false, a.error().code, a.error().message};
@@ -136,7 +154,10 @@ Result<std::unique_ptr<Engine>> Engine::make(const EngineOptions& options)
     // taken over from them: they are drained and detached one by one
     // (advance(), from the owner's loop).
     if (e->maps_->adopted())
-        spdlog::info("carrying on with the counts of the previous run ({} of its attachments to hand over)",
+        spdlog::info("carrying on with the counts of the previous run ({}{} of its attachments to hand over)",
+                     kept ? "its " + std::string(mode_name(e->attached_->mode())) +
+                                " attachment kept, the same programs as this build's; "
+                          : std::string(),
                      adopted.size());
     e->switch_begin_ = std::chrono::steady_clock::now();
     for (auto& old : adopted)
@@ -202,10 +223,8 @@ Result<Mode> Engine::set_mode(RequestedMode requested)
     return last;
 }
 
-void Engine::start_load(Mode m)
+std::vector<std::uint32_t> Engine::live_attachment_ids() const
 {
-    // The id is taken here, on the owner's thread; the helper thread only
-    // reads the maps' fds and runs the verifier.
     std::vector<std::uint32_t> live;
     auto add = [&live](const std::unique_ptr<ModeAttachment>& a) {
         if (a)
@@ -218,7 +237,14 @@ void Engine::start_load(Mode m)
         add(a);
     if (hand_over_)
         live.push_back(hand_over_->old().id());
-    std::uint32_t id = maps_->next_attachment_id(live);
+    return live;
+}
+
+void Engine::start_load(Mode m)
+{
+    // The id is taken here, on the owner's thread; the helper thread only
+    // reads the maps' fds and runs the verifier.
+    std::uint32_t id = maps_->next_attachment_id(live_attachment_ids());
     const BpfMaps* maps = maps_.get();
     loading_ = Load{m, std::async(std::launch::async, [maps, m, id] { return ModeAttachment::load_with_id(*maps, m, id); })};
 }

@@ -116,6 +116,9 @@ public:
     // loop calls drain() again.
 
     BpfMaps& maps() { return *maps_; }
+    // The ids of every attachment that may claim calls now (attached,
+    // retiring, standby): a new one must take another claim slot.
+    std::vector<std::uint32_t> live_attachment_ids() const;
 
 private:
     Engine() = default;

@@ -148,7 +148,7 @@ TEST_CASE("the same mode attached twice counts every deletion once", "[storm][ex
         {
             Scratch s;
             auto t = start_engine(mode, {"comm=ulk-twice"});
-            auto second = ModeAttachment::make(t->engine->maps(), mode);
+            auto second = ModeAttachment::make(t->engine->maps(), mode, true, t->engine->live_attachment_ids());
             REQUIRE(second.ok());
             check_exact_storm(*t, s, "ulk-twice", 20000);
         }
@@ -165,7 +165,7 @@ TEST_CASE("two different modes attached at once count every deletion once", "[mu
             {
                 Scratch s;
                 auto t = start_engine(modes[i], {"comm=ulk-pair"});
-                auto other = ModeAttachment::make(t->engine->maps(), modes[j]);
+                auto other = ModeAttachment::make(t->engine->maps(), modes[j], true, t->engine->live_attachment_ids());
                 REQUIRE(other.ok());
                 check_exact_storm(*t, s, "ulk-pair", 20000);
             }
@@ -176,9 +176,11 @@ TEST_CASE("two different modes attached at once count every deletion once", "[mu
         {
             Scratch s;
             auto t = start_engine(modes[0], {"comm=ulk-three"});
-            auto b = ModeAttachment::make(t->engine->maps(), modes[1]);
-            auto c = ModeAttachment::make(t->engine->maps(), modes[2]);
+            auto live = t->engine->live_attachment_ids();
+            auto b = ModeAttachment::make(t->engine->maps(), modes[1], true, live);
             REQUIRE(b.ok());
+            live.push_back((*b)->id());
+            auto c = ModeAttachment::make(t->engine->maps(), modes[2], true, live);
             REQUIRE(c.ok());
             check_exact_storm(*t, s, "ulk-three", 20000);
         }
@@ -196,7 +198,7 @@ TEST_CASE("switching attachments in the middle of a storm loses and doubles noth
     auto modes = loadable_modes();
     Scratch s;
     BareMaps bare({"comm=ulk-switch"});
-    auto current = ModeAttachment::make(*bare.maps, modes[0]);
+    auto current = ModeAttachment::make(*bare.maps, modes[0], true, {});
     REQUIRE(current.ok());
     std::unique_ptr<ModeAttachment> attached = std::move(*current);
     auto before = bare.totals();
@@ -218,7 +220,7 @@ TEST_CASE("switching attachments in the middle of a storm loses and doubles noth
             deletes += storm_deletes;
         }
         auto t0 = Clock::now();
-        auto fresh = ModeAttachment::load(*bare.maps, modes[next]);
+        auto fresh = ModeAttachment::load(*bare.maps, modes[next], {attached->id()});
         REQUIRE(fresh.ok());
         auto t1 = Clock::now();
         REQUIRE((*fresh)->attach().ok());
@@ -328,7 +330,7 @@ TEST_CASE("hand-overs during a mixed rmdir/unlink storm lose and double nothing"
     auto modes = loadable_modes();
     Scratch s;
     BareMaps bare({"comm=ulk-mixsw"});
-    auto current = ModeAttachment::make(*bare.maps, modes[0]);
+    auto current = ModeAttachment::make(*bare.maps, modes[0], true, {});
     REQUIRE(current.ok());
     std::unique_ptr<ModeAttachment> attached = std::move(*current);
     auto before = bare.totals();
@@ -336,7 +338,7 @@ TEST_CASE("hand-overs during a mixed rmdir/unlink storm lose and double nothing"
     int code = -1, switches = 0;
     size_t next = 1 % modes.size();
     while (!reap(pid, code)) {
-        auto fresh = ModeAttachment::make(*bare.maps, modes[next]);
+        auto fresh = ModeAttachment::make(*bare.maps, modes[next], true, {attached->id()});
         REQUIRE(fresh.ok());
         CHECK(hand_over_now(*bare.maps, attached, std::move(*fresh)) == 0);
         ++switches;
@@ -352,8 +354,11 @@ TEST_CASE("hand-overs during a mixed rmdir/unlink storm lose and double nothing"
     }
     CHECK(after.failures - before.failures == 0);
     CHECK(switches >= 1);
-    // The counters a miss would show in, for the logs (once seen on 6.1
-    // fentry: 39999 of 40000 with no lost exit).
+    // The counters a miss would show in, for the logs. Once seen on 6.1
+    // fentry, 39999 of 40000 with no lost exit; the likely cause, since
+    // mended: the test gave make() no live ids, so under TCG (one id per
+    // second) each fresh attachment took the old one's claim slot, and a
+    // drain that reads a shared slot can see zero while a call is open.
     std::printf("FIGURE mixed switch storm: %d hand-overs, %u deletions (half rmdir), counted %llu, lost_exits %llu, "
                 "inflight_overflows %llu\n",
                 switches, 2 * mixed_pairs, static_cast<unsigned long long>(after.deletes - before.deletes),
