@@ -449,7 +449,7 @@ check_metrics() {
 # storm_around ACTION: a storm runs before, through and after ACTION; its
 # GetProcesses row must then hold exactly what it issued.
 storm_around() {
-  local action=$1 comm=$STORM_PREFIX$1 sdir=$WORK/storm/$1 pid main0 main1 nres0 nres1 p0 res rows _
+  local action=$1 comm=$STORM_PREFIX$1 sdir=$WORK/storm/$1 pid main0 main1 nres0 nres1 p0 res rows kill_at _
   mkdir -p "$sdir/files"
   collect_ours   # before the storm: under TCG this takes a while
   "$WORK/bin/$comm" "$WORK/storm.pl" "$sdir/files" "$sdir/progress" "$sdir/stop" "$sdir/result" &
@@ -473,6 +473,7 @@ storm_around() {
       check "$action: new MainPID" test "$(prop MainPID)" != "$main0"
       ;;
     kill)
+      kill_at=$(date +%s)
       check "$action: systemctl kill -s KILL unlinkd succeeds" systemctl kill -s KILL "$UNIT"
       # Restart=on-failure: systemd restarts it on its own after RestartSec
       restarted() { [ "$(prop NRestarts)" = $((nres0 + 1)) ] && [ "$(prop ActiveState)/$(prop SubState)" = active/running ]; }
@@ -483,6 +484,14 @@ storm_around() {
         eq "$nres1 $(prop ActiveState) $([ "$main1" != "$main0" ] && [ "$main1" != 0 ] && echo new-pid || echo "same-pid:$main1")" \
            "$((nres0 + 1)) active new-pid"
       check "$action: $BUS_NAME owned by the new MainPID" eq "$(bus_owner_pid)" "$main1"
+      # The same build: no hand-over, which fentry to fentry would lose the
+      # results of calls in flight.
+      kept_attachment() {
+        journalctl -q --no-pager -o cat -u "$UNIT" --since "@$kill_at" |
+          grep -q "its $MODE attachment kept, the same programs as this build's; 0 of its attachments to hand over"
+      }
+      check "$action: the new process kept the killed one's $MODE attachment (it says so in the journal)" \
+        wait_for 10 kept_attachment
       ;;
   esac
   # Let the storm go on until the daemon (new or reloaded) has seen more of
