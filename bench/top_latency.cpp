@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "unlinkd1.h"
+
 int main(int argc, char** argv)
 {
     if (argc < 3) {
@@ -42,22 +44,21 @@ int main(int argc, char** argv)
         waitpid(pid, nullptr, 0);
     }
     auto connection = sdbus::createSessionBusConnectionWithAddress(address);
-    auto proxy = sdbus::createProxy(*connection, "org.unlinkd.Unlinkd1", "/org/unlinkd/Unlinkd1");
+    namespace bus = unlinkd::bus;
+    auto proxy = sdbus::createProxy(*connection, bus::name, bus::object_path);
     proxy->finishRegistration();
     std::uint32_t tracked = 0;
     for (int i = 0; i < 100 && tracked < processes; ++i) {
-        sdbus::Variant v = proxy->getProperty("TrackedProcesses").onInterface("org.unlinkd.Unlinkd1");
+        sdbus::Variant v = proxy->getProperty("TrackedProcesses").onInterface(bus::interface_name);
         tracked = v.get<std::uint32_t>();
         if (tracked < processes)
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    using Row = sdbus::Struct<std::uint32_t, std::uint32_t, std::string, std::uint64_t, std::uint64_t, std::uint64_t,
-                              std::string>;
     std::vector<double> usec;
     for (unsigned i = 0; i < calls; ++i) {
-        std::vector<Row> rows;
+        std::vector<bus::ProcessRow> rows;
         auto t0 = std::chrono::steady_clock::now();
-        proxy->callMethod("GetTopProcesses").onInterface("org.unlinkd.Unlinkd1").withArguments(std::uint32_t{10}).storeResultsTo(rows);
+        proxy->callMethod("GetTopProcesses").onInterface(bus::interface_name).withArguments(std::uint32_t{10}).storeResultsTo(rows);
         usec.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(usec.begin(), usec.end());
