@@ -23,12 +23,15 @@ struct walk_ctx {
 	struct dentry *dentry;
 	struct mount *mnt;
 	struct dentry *mnt_root; /* mnt's root, read once per mount, not per directory */
+	__u32 pos;		 /* s->dir[pos..UNLINKD_PATH_MAX) holds the components so far */
 	__u32 depth;
 	int done;
 };
 
-/* One step up from a dentry: to its parent, or across a mount to the
- * mountpoint. Stops at the root of the mount tree. */
+/* One step up from a dentry, in one pass: its name goes in front of the
+ * components found so far (the path is written right to left into s->dir),
+ * then on to its parent; or across a mount to the mountpoint. Stops at the
+ * root of the mount tree. */
 static long walk_up(__u32 i, struct walk_ctx *c)
 {
 	struct scratch *s = c->s;
@@ -36,27 +39,56 @@ static long walk_up(__u32 i, struct walk_ctx *c)
 	 * expression, and walk_ctx is not a kernel type. */
 	struct dentry *d = c->dentry, *up;
 	struct mount *mnt = c->mnt, *parent;
+	const unsigned char *name;
+	__u32 len, pos = c->pos, first = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 name_at = bpf_core_field_offset(struct dentry, d_name) + bpf_core_field_offset(struct qstr, name) - first;
+	__u32 len_at = bpf_core_field_offset(struct dentry, d_name) + bpf_core_field_offset(struct qstr, len) - first;
+	__u64 span[4]; /* d_parent and d_name, aligned for the pointers read out of it */
 
 	if (d == c->mnt_root) {
-		parent = BPF_CORE_READ(mnt, mnt_parent);
+		__u32 up_at = bpf_core_field_offset(struct mount, mnt_mountpoint) -
+			      bpf_core_field_offset(struct mount, mnt_parent);
+		__u64 m[2]; /* mnt_parent and mnt_mountpoint, read as one */
+
+		barrier_var(up_at);
+		bpf_probe_read_kernel(m, sizeof(m), (const char *)mnt + bpf_core_field_offset(struct mount, mnt_parent));
+		parent = (struct mount *)m[0];
 		if (!parent || parent == mnt) {
 			c->done = 1;
 			return 1;
 		}
-		c->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		c->dentry = *(struct dentry **)((char *)m + up_at);
 		c->mnt = parent;
 		c->mnt_root = BPF_CORE_READ(parent, mnt.mnt_root);
 		return 0;
 	}
-	up = BPF_CORE_READ(d, d_parent);
+	/* The parent, the name and its length in one read, as the kernel lays
+	 * the dentry out (CO-RE offsets; a layout that does not fit these 32
+	 * bytes fails the load, it is never misread). */
+	bpf_probe_read_kernel(span, sizeof(span), (const char *)d + first);
+	/* Offsets into span as plain numbers: the compiler would otherwise
+	 * subtract from the stack pointer, which the verifier refuses. */
+	barrier_var(name_at);
+	barrier_var(len_at);
+	up = *(struct dentry **)((char *)span);
+	name = *(const unsigned char **)((char *)span + name_at);
+	len = *(__u32 *)((char *)span + len_at);
 	if (!up || up == d) { /* root of a detached tree */
 		c->done = 1;
 		return 1;
 	}
-	if (c->depth >= UNLINKD_MAX_DIR_DEPTH)
-		return 1;
-	s->dentries[c->depth & (UNLINKD_MAX_DIR_DEPTH - 1)] = (__u64)d;
+	if (c->depth >= UNLINKD_MAX_DIR_DEPTH || len + 1 > pos)
+		return 1; /* too deep or too long: not done, so unresolved */
+	pos -= len;
+	/* The compiler knows len < pos <= 4095 already and would drop the
+	 * mask the verifier needs to see. */
+	barrier_var(len);
+	bpf_probe_read_kernel(&s->dir[pos & OFF_MASK], len & OFF_MASK, name);
+	pos--;
+	s->dir[pos & OFF_MASK] = '/';
+	s->dir_starts[c->depth & (UNLINKD_MAX_DIR_DEPTH - 1)] = pos;
 	c->depth++;
+	c->pos = pos;
 	c->dentry = up;
 	return 0;
 }
@@ -83,24 +115,17 @@ static __always_inline int push_component(struct scratch *s, const void *src, __
 	return 0;
 }
 
-static long append_dir_component(__u32 i, struct scratch **sp)
+/* The directory's components as the start of s->path's: component i, from
+ * the root, is the walk's (dir_depth - 1 - i)th from the leaf. */
+static long rebase_dir_start(__u32 i, struct scratch **sp)
 {
 	struct scratch *s = *sp;
-	const unsigned char *name;
-	struct dentry *d;
-	__u64 q[2]; /* the qstr: aligned for the pointer read out of it */
-	__u32 len;
 
 	if (i >= s->dir_depth)
 		return 1;
-	d = (void *)s->dentries[(s->dir_depth - 1 - i) & (UNLINKD_MAX_DIR_DEPTH - 1)];
-	/* The name and its length in one read of the dentry's qstr, as the
-	 * kernel lays it out (CO-RE offsets; a layout that does not fit these
-	 * 16 bytes fails the load, it is never misread). */
-	bpf_probe_read_kernel(q, sizeof(q), (const char *)d + bpf_core_field_offset(struct dentry, d_name));
-	name = *(const unsigned char **)((char *)q + bpf_core_field_offset(struct qstr, name));
-	len = *(__u32 *)((char *)q + bpf_core_field_offset(struct qstr, len));
-	return push_component(s, name, len);
+	s->starts[i & (UNLINKD_MAX_COMPONENTS - 1)] =
+		s->dir_starts[(s->dir_depth - 1 - i) & (UNLINKD_MAX_DIR_DEPTH - 1)] - s->dir_pos;
+	return 0;
 }
 
 /* The component of the given name at data[start..start+n): dropped ("" and
@@ -123,6 +148,7 @@ struct norm_ctx {
 	struct scratch *s;
 	__u32 given_len;
 	__u32 comp_start;
+	int unclean; /* a component is "", "." or ".." (see check_component) */
 };
 
 #define BYTE_ONES 0x0101010101010101ULL  /* 0x01 in every byte of a word */
@@ -169,6 +195,27 @@ static long find_separators(__u32 i, struct norm_ctx *c)
 	return c->given_len < base + 8;
 }
 
+/* Whether the component ending at seps[i] needs normalising: "" (but the
+ * one before an absolute name's leading '/'), "." or "..". Stops at the
+ * first such; without one the name is joined as it is, in one copy. */
+static long check_component(__u32 i, struct norm_ctx *c)
+{
+	struct scratch *s = c->s;
+	__u32 end, start = c->comp_start, n;
+
+	if (i >= s->n_seps)
+		return 1;
+	end = s->seps[i & SEPS_MASK];
+	c->comp_start = end + 1;
+	n = end - start;
+	if ((n == 0 && i > 0) || (n == 1 && s->data[start & OFF_MASK] == '.') ||
+	    (n == 2 && s->data[start & OFF_MASK] == '.' && s->data[(start + 1) & OFF_MASK] == '.')) {
+		c->unclean = 1;
+		return 1;
+	}
+	return end >= c->given_len;
+}
+
 static long normalise_component(__u32 i, struct norm_ctx *c)
 {
 	struct scratch *s = c->s;
@@ -199,15 +246,33 @@ static long normalise_step(__u32 i, struct norm_ctx *c)
 static __always_inline void normalise(struct scratch *s, __u32 given_len)
 {
 	struct norm_ctx c = { .s = s, .given_len = given_len };
-	bool fast;
+	bool fast, clean, absolute = s->data[0] == '/';
+	__u32 joined_len, n_given;
 
 	s->n_seps = 0;
 	bpf_loop(given_len / 8 + 1, find_separators, &c, 0);
 	fast = s->n_seps < UNLINKD_MAX_COMPONENTS;
-	/* Both loops always run (one of them zero times): two call sites the
-	 * compiler cannot merge into one with two callbacks, which the
-	 * verifier would not inline. */
-	bpf_loop(fast ? s->n_seps : 0, normalise_component, &c, 0);
+	/* Every loop always runs (some zero times): call sites the compiler
+	 * cannot merge into one with several callbacks, which the verifier
+	 * would not inline. */
+	bpf_loop(fast ? s->n_seps : 0, check_component, &c, 0);
+	/* The usual name has no "", "." or "..": the directory, a '/' unless
+	 * the name starts with one, and the name as given, one copy instead of
+	 * one per component. Anything the component-wise join would refuse
+	 * (too long, too many components) takes that join, to be refused
+	 * there. */
+	joined_len = s->path_len + !absolute + given_len;
+	n_given = s->n_seps - absolute; /* an absolute name's first component is the empty one before its '/' */
+	clean = fast && !c.unclean && joined_len <= UNLINKD_PATH_MAX &&
+		s->n_components + n_given <= UNLINKD_MAX_COMPONENTS;
+	if (clean) {
+		s->path[s->path_len & OFF_MASK] = '/';
+		bpf_probe_read_kernel(&s->path[(s->path_len + !absolute) & OFF_MASK], given_len & OFF_MASK, s->data);
+		s->path_len = joined_len;
+		s->n_components += n_given;
+	}
+	c.comp_start = 0;
+	bpf_loop(fast && !clean ? s->n_seps : 0, normalise_component, &c, 0);
 	bpf_loop(fast ? 0 : given_len + 1, normalise_step, &c, 0);
 }
 
@@ -230,48 +295,39 @@ static __always_inline __u32 read_given(struct scratch *s, const void *name, boo
 	return (__u32)(n - 1) & OFF_MASK;
 }
 
-/* Appends the path from the root of the mount tree down to `dentry` on
- * `vfsmnt` to s->path (empty for the root itself). False when the walk did
- * not reach the root within UNLINKD_MAX_DIR_DEPTH directories. */
+/* Writes the path from the root of the mount tree down to `dentry` on
+ * `vfsmnt` into s->dir[s->dir_pos..UNLINKD_PATH_MAX) (empty for the root
+ * itself), with its dir_depth components' starts in s->dir_starts, leaf
+ * first. False when the walk did not reach the root within
+ * UNLINKD_MAX_DIR_DEPTH directories or UNLINKD_PATH_MAX bytes. */
 static __always_inline bool walk_from_root(struct scratch *s, struct vfsmount *vfsmnt, struct dentry *dentry)
 {
-	struct walk_ctx walk = { .s = s };
-	struct scratch *sp = s;
+	struct walk_ctx walk = { .s = s, .pos = UNLINKD_PATH_MAX };
 
 	walk.dentry = dentry;
 	walk.mnt = real_mount(vfsmnt);
 	walk.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	bpf_loop(2 * UNLINKD_MAX_DIR_DEPTH, walk_up, &walk, 0);
-	if (!walk.done)
-		return false;
+	s->dir_pos = walk.pos;
 	s->dir_depth = walk.depth;
-	bpf_loop(UNLINKD_MAX_DIR_DEPTH, append_dir_component, &sp, 0);
-	return true;
+	return walk.done;
 }
 
 /* The absolute path of the task's executable (task->mm->exe_file) into
- * s->path, with the same walk as the deleted names; 0 when the task has
- * none (a kernel thread) or it cannot be resolved. Clobbers s->path, so it
- * runs once the event's path has been copied out. */
+ * s->dir[s->dir_pos..], with the same walk as the deleted names' directory;
+ * its length, 0 when the task has none (a kernel thread) or it cannot be
+ * resolved. Leaves s->path alone. */
 static __always_inline __u32 resolve_exe(struct scratch *s, struct task_struct *task)
 {
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-	struct vfsmount *vfsmnt;
-	struct dentry *dentry;
-	__u32 flags = s->flags; /* the event's: push_component sets them */
-	bool ok;
+	struct path p = {};
 
-	s->path_len = 0;
-	s->n_components = 0;
-	s->dir_depth = 0;
 	if (!exe)
 		return 0;
-	vfsmnt = BPF_CORE_READ(exe, f_path.mnt);
-	dentry = BPF_CORE_READ(exe, f_path.dentry);
-	s->flags = 0;
-	ok = vfsmnt && dentry && walk_from_root(s, vfsmnt, dentry) && !(s->flags & UNLINKD_EVENT_PATH_UNRESOLVED);
-	s->flags = flags;
-	return ok ? s->path_len & OFF_MASK : 0;
+	bpf_core_read(&p, sizeof(p), &exe->f_path);
+	if (!p.mnt || !p.dentry || !walk_from_root(s, p.mnt, p.dentry))
+		return 0;
+	return (UNLINKD_PATH_MAX - s->dir_pos) & OFF_MASK;
 }
 
 /* Builds the absolute path of the name at `name` relative to `dfd` into
@@ -279,23 +335,24 @@ static __always_inline __u32 resolve_exe(struct scratch *s, struct task_struct *
 static __always_inline __u32 build_path(struct scratch *s, struct task_struct *task, int dfd,
 					const void *name, bool user)
 {
-	struct vfsmount *vfsmnt;
-	struct dentry *dentry;
+	struct path p = {};
+	struct scratch *sp = s;
 	__u32 given_len;
 
 	s->path_len = 0;
 	s->n_components = 0;
-	s->dir_depth = 0;
 	given_len = read_given(s, name, user);
 	if (!given_len)
 		goto unresolved;
 
-	if (s->data[0] == '/') {
-		vfsmnt = BPF_CORE_READ(task, fs, root.mnt);
-		dentry = BPF_CORE_READ(task, fs, root.dentry);
-	} else if (dfd == AT_FDCWD) {
-		vfsmnt = BPF_CORE_READ(task, fs, pwd.mnt);
-		dentry = BPF_CORE_READ(task, fs, pwd.dentry);
+	/* Each struct path (mnt and dentry) in one read. */
+	if (s->data[0] == '/' || dfd == AT_FDCWD) {
+		struct fs_struct *fs = BPF_CORE_READ(task, fs);
+
+		if (s->data[0] == '/')
+			bpf_core_read(&p, sizeof(p), &fs->root);
+		else
+			bpf_core_read(&p, sizeof(p), &fs->pwd);
 	} else {
 		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 		struct file **fds = BPF_CORE_READ(fdt, fd);
@@ -306,14 +363,18 @@ static __always_inline __u32 build_path(struct scratch *s, struct task_struct *t
 		bpf_probe_read_kernel(&f, sizeof(f), &fds[dfd]);
 		if (!f)
 			goto unresolved;
-		vfsmnt = BPF_CORE_READ(f, f_path.mnt);
-		dentry = BPF_CORE_READ(f, f_path.dentry);
+		bpf_core_read(&p, sizeof(p), &f->f_path);
 	}
-	if (!vfsmnt || !dentry)
+	if (!p.mnt || !p.dentry)
 		goto unresolved;
 
-	if (!walk_from_root(s, vfsmnt, dentry))
+	if (!walk_from_root(s, p.mnt, p.dentry))
 		goto unresolved;
+	/* The directory to the front of s->path, where the name joins it. */
+	s->path_len = (UNLINKD_PATH_MAX - s->dir_pos) & OFF_MASK;
+	bpf_probe_read_kernel(s->path, s->path_len, &s->dir[s->dir_pos & OFF_MASK]);
+	bpf_loop(UNLINKD_MAX_DIR_DEPTH, rebase_dir_start, &sp, 0);
+	s->n_components = s->dir_depth;
 
 	normalise(s, given_len);
 	if (s->flags & UNLINKD_EVENT_PATH_UNRESOLVED)

@@ -23,13 +23,15 @@ struct scratch {
 	struct unlinkd_entry_record rec;
 	char data[DATA_BUF]; /* must follow rec: both go out in one output */
 	char path[PATH_BUF];
+	char dir[PATH_BUF]; /* a directory's path, written right to left by the walk */
 	char cg[CG_BUF];
 	char name[NAME_BUF];
-	__u64 dentries[UNLINKD_MAX_DIR_DEPTH];	   /* leaf first */
+	__u16 dir_starts[UNLINKD_MAX_DIR_DEPTH];   /* offset in dir of each component's '/', leaf first */
 	__u64 cgroups[UNLINKD_MAX_CGROUP_DEPTH];   /* leaf first */
 	__u16 starts[UNLINKD_MAX_COMPONENTS];	   /* offset of each component's '/' */
 	__u16 seps[UNLINKD_MAX_COMPONENTS];	   /* where the given name's components end */
 	__u32 dir_depth;
+	__u32 dir_pos; /* where the walk's path starts in dir */
 	__u32 cg_depth;
 	__u32 path_len;
 	__u32 n_components;

@@ -88,7 +88,7 @@ static __always_inline int stream_entry(struct scratch *s, struct task_struct *t
 	if (off > 2 * UNLINKD_PATH_MAX + UNLINKD_CGROUP_PATH_MAX)
 		exe_len = 0;
 	else
-		bpf_probe_read_kernel(&s->data[off], exe_len & OFF_MASK, s->path);
+		bpf_probe_read_kernel(&s->data[off], exe_len & OFF_MASK, &s->dir[s->dir_pos & OFF_MASK]);
 	s->rec.exe_len = exe_len;
 
 	size = sizeof(s->rec) + off + (exe_len & OFF_MASK);
