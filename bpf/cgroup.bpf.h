@@ -44,7 +44,7 @@ static __always_inline void collect_cgroups(struct scratch *s, struct task_struc
 					    const struct unlinkd_config *cfg)
 {
 	struct cg_walk_ctx c = {
-		.kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn),
+		.kn = task->cgroups->dfl_cgrp->kn,
 		.root_id = cfg->cgroupns_root_id,
 	};
 

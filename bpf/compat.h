@@ -42,7 +42,7 @@ static __always_inline __u32 task_loginuid(struct task_struct *task)
 
 	if (!bpf_core_field_exists(t->loginuid))
 		return UNLINKD_ID_UNSET;
-	return BPF_CORE_READ(t, loginuid.val);
+	return t->loginuid.val;
 }
 
 static __always_inline __u32 task_sessionid(struct task_struct *task)
@@ -51,7 +51,7 @@ static __always_inline __u32 task_sessionid(struct task_struct *task)
 
 	if (!bpf_core_field_exists(t->sessionid))
 		return UNLINKD_ID_UNSET;
-	return BPF_CORE_READ(t, sessionid);
+	return t->sessionid;
 }
 
 /* do_unlinkat and do_rmdir returned long before 5.15 ("namei: update do_*() helpers to

@@ -319,7 +319,7 @@ static __always_inline bool walk_from_root(struct scratch *s, struct vfsmount *v
  * resolved. Leaves s->path alone. */
 static __always_inline __u32 resolve_exe(struct scratch *s, struct task_struct *task)
 {
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct file *exe = task->mm->exe_file;
 	struct path p = {};
 
 	if (!exe)
@@ -347,14 +347,14 @@ static __always_inline __u32 build_path(struct scratch *s, struct task_struct *t
 
 	/* Each struct path (mnt and dentry) in one read. */
 	if (s->data[0] == '/' || dfd == AT_FDCWD) {
-		struct fs_struct *fs = BPF_CORE_READ(task, fs);
+		struct fs_struct *fs = task->fs;
 
 		if (s->data[0] == '/')
 			bpf_core_read(&p, sizeof(p), &fs->root);
 		else
 			bpf_core_read(&p, sizeof(p), &fs->pwd);
 	} else {
-		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+		struct fdtable *fdt = task->files->fdt;
 		struct file **fds = BPF_CORE_READ(fdt, fd);
 		struct file *f = NULL;
 

@@ -40,7 +40,7 @@ static __always_inline void task_ids(struct task_struct *task, const struct unli
 
 		ids->pid = id >> 32;
 		ids->tid = (__u32)id;
-		ids->ppid = BPF_CORE_READ(task, real_parent, tgid);
+		ids->ppid = task->real_parent->tgid;
 		return;
 	}
 	ids->tid = pid_nr_in_ns(BPF_CORE_READ(task, thread_pid), cfg);

@@ -173,7 +173,9 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 				     bool user)
 {
 	__u32 zero = 0, gen, used, given_len = 0;
-	struct task_struct *task = NULL; /* fetched only when a filter or the stream needs it */
+	/* Fetched only when a filter or the stream needs it. The kernel's typed
+	 * pointer (BTF): its fields are plain loads, not a helper call each. */
+	struct task_struct *task = NULL;
 	const struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
 	struct unlinkd_claim *claim;
@@ -216,8 +218,6 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	now = bpf_ktime_get_ns(); /* once: the budget's window and the call's start */
 	stream = wanted && (path_filter || stream_token(cfg, now));
 	need_name = stream || path_filter;
-	if (used || need_name)
-		task = (void *)bpf_get_current_task();
 	if (need_name || (used & (1u << UNLINKD_FILTER_UNIT))) {
 		s = get_scratch();
 		if (!s)
@@ -227,6 +227,7 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	}
 
 	if (used) {
+		task = bpf_get_current_task_btf();
 		if (used & (1u << UNLINKD_FILTER_PID)) {
 			struct ids ids = {};
 
@@ -270,6 +271,8 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 		}
 	}
 	if (s && need_name) {
+		if (!task)
+			task = bpf_get_current_task_btf();
 		given_len = build_path(s, task, dfd, name, user);
 		if (user && (s->flags & UNLINKD_EVENT_NAME_TRUNCATED))
 			deferred = true; /* not faulted in yet: the exit reads it */
@@ -291,6 +294,9 @@ static __always_inline void on_entry(enum unlinkd_mode mode, enum unlinkd_op op,
 	bump(&t->claims_opened[UNLINKD_CLAIM_SLOT(attachment_id)]);
 	if (!claim->streamed || !s)
 		return;
+	/* Set when the name was read; the verifier cannot know that. */
+	if (!task)
+		task = bpf_get_current_task_btf();
 	if (stream_entry(s, task, cfg, mode, op, (__u32)bpf_get_current_pid_tgid(), now, given_len))
 		claim->streamed = 0;
 }
@@ -304,17 +310,17 @@ static __always_inline void count_process(int result, struct unlinkd_claim *clai
 	__u64 now = claim->start_ns; /* the call's start: one clock read per call */
 
 	if (!claim->key_known) {
-		struct task_struct *task = (void *)bpf_get_current_task();
+		struct task_struct *task = bpf_get_current_task_btf();
 
 		claim->tgid = bpf_get_current_pid_tgid() >> 32;
-		claim->leader_start_ns = BPF_CORE_READ(task, group_leader, start_time);
+		claim->leader_start_ns = task->group_leader->start_time;
 		claim->key_known = 1;
 	}
 	key.tgid = claim->tgid;
 	key.start_ns = claim->leader_start_ns;
 	p = bpf_map_lookup_elem(&processes, &key);
 	if (!p) {
-		struct task_struct *task = (void *)bpf_get_current_task();
+		struct task_struct *task = bpf_get_current_task_btf();
 		struct unlinkd_process init = {};
 		struct unlinkd_config *cfg;
 		struct ids ids = {};
@@ -345,7 +351,7 @@ static __always_inline void count_process(int result, struct unlinkd_claim *clai
 static __always_inline bool late_entry(const struct unlinkd_claim *fl, __u32 ktid, bool *streamed,
 				       bool *unstreamed)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	const struct unlinkd_filter_meta *meta;
 	struct unlinkd_config *cfg;
 	struct scratch *s = get_scratch();
